@@ -1,0 +1,1 @@
+"""ADX Core tooling: settings, logging, the `adx` command and the development launcher."""

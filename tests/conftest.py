@@ -1,0 +1,53 @@
+"""Session-wide real infrastructure: one Temporal dev server, one Redis, one PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from adx.settings import Environment, Settings
+from tests.support.servers import PostgresServer, RedisServer, run_postgres, run_redis
+from tests.support.temporal import TEST_NAMESPACE, run_temporal
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    with run_redis() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    with run_postgres() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def base_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(
+        environment=Environment.TEST,
+        data_dir=tmp_path_factory.mktemp("adx-data"),
+        temporal_namespace=TEST_NAMESPACE,
+        log_format=None,
+    )
+
+
+@pytest.fixture(scope="session")
+async def temporal_env(base_settings: Settings) -> AsyncIterator[WorkflowEnvironment]:
+    async with run_temporal(base_settings) as env:
+        yield env
+
+
+@pytest.fixture(scope="session")
+def settings(base_settings: Settings, temporal_env: WorkflowEnvironment) -> Settings:
+    """Settings pointing at the session's Temporal server."""
+    target = temporal_env.client.service_client.config.target_host
+    return base_settings.model_copy(update={"temporal_address": target})
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path
