@@ -1,5 +1,5 @@
-"""The ``adx`` command. Each subcommand lives in its own module and is imported only when run,
-so ``adx config`` does not pay for importing the whole stack."""
+"""The ``adx`` command. Each subcommand lives in its own module (the Command protocol below),
+imported only when that subcommand runs."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import argparse
 import importlib
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Protocol
 
 
@@ -21,43 +21,48 @@ class Command(Protocol):
     def run(self, args: argparse.Namespace) -> int: ...
 
 
-# subcommand name -> module that implements it (the Command protocol above)
-COMMANDS: dict[str, str] = {
-    "dev": "adx.devstack.command",
-    "codec-server": "workflow_client.codec_server",
+# subcommand name -> (module implementing the Command protocol, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "config": ("adx.cli", "print the effective settings, secrets redacted"),
+    "dev": ("adx.devstack.command", "run the whole stack on embedded defaults"),
+    "codec-server": (
+        "workflow_client.codec_server",
+        "serve the codec server that decrypts Temporal payloads for the Temporal UI and CLI",
+    ),
 }
 
+HELP = COMMANDS["config"][1]
 
-def _config(_args: argparse.Namespace) -> int:
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    del parser  # `adx config` takes no options
+
+
+def run(args: argparse.Namespace) -> int:
     from adx.settings import get_settings
 
+    del args
     print(json.dumps(get_settings().redacted(), indent=2, sort_keys=True))
     return 0
 
 
-def build_parser() -> tuple[
-    argparse.ArgumentParser, dict[str, Callable[[argparse.Namespace], int]]
-]:
+def build_parser(selected: str | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="adx", description="ADX Core command line")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    handlers: dict[str, Callable[[argparse.Namespace], int]] = {}
-
-    config = sub.add_parser("config", help="print the effective settings, secrets redacted")
-    handlers["config"] = _config
-    del config
-
-    for name, module_name in COMMANDS.items():
-        module: Command = importlib.import_module(module_name)  # type: ignore[assignment]
-        command_parser = sub.add_parser(name, help=module.HELP, description=module.HELP)
-        module.add_arguments(command_parser)
-        handlers[name] = module.run
-    return parser, handlers
+    for name, (module_name, help_text) in COMMANDS.items():
+        command_parser = sub.add_parser(name, help=help_text, description=help_text)
+        if name == selected:
+            module: Command = importlib.import_module(module_name)
+            module.add_arguments(command_parser)
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser, handlers = build_parser()
-    args = parser.parse_args(argv)
-    return handlers[args.command](args)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    selected = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(selected if selected in COMMANDS else None).parse_args(argv)
+    module: Command = importlib.import_module(COMMANDS[args.command][0])
+    return module.run(args)
 
 
 if __name__ == "__main__":

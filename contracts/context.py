@@ -1,0 +1,44 @@
+"""The verified identity a request carries into workflows and activities.
+
+The workflow_client interceptor writes it into a Temporal header on every outbound call and
+sets it back here on the worker side. Only claims travel, never the raw token: headers are
+stored in workflow history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+HEADER_KEY = "adx-context"
+
+
+class RequestContext(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    user_id: str
+    tenant_id: str
+    roles: tuple[str, ...] = Field(default_factory=tuple)
+    correlation_id: str | None = None
+
+    def has_role(self, role: str) -> bool:
+        return role in self.roles
+
+
+_current: ContextVar[RequestContext | None] = ContextVar("adx_request_context", default=None)
+
+
+def current_context() -> RequestContext | None:
+    return _current.get()
+
+
+@contextmanager
+def use_context(context: RequestContext | None) -> Iterator[None]:
+    token = _current.set(context)
+    try:
+        yield
+    finally:
+        _current.reset(token)

@@ -1,0 +1,119 @@
+"""Settings in one place with secrets redacted; logs never carry secrets; correlation ids."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import subprocess
+import sys
+
+import httpx
+import pytest
+import structlog
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from adx.logging import CorrelationIdMiddleware, configure_logging, get_logger
+from adx.settings import Environment, LogFormat, Settings
+
+
+def test_env_prefix_and_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ADX_TEMPORAL_ADDRESS", "temporal.prod.internal:7233")
+    monkeypatch.setenv("ADX_PORT_OFFSET", "100")
+    monkeypatch.setenv("ADX_PORTS", '{"gateway": 9999}')
+    settings = Settings()
+    assert settings.effective_temporal_address == "temporal.prod.internal:7233"
+    assert settings.port("bff_auth") == 4101
+    assert settings.port("gateway") == 9999  # an explicit port wins over the offset
+    assert settings.url("codec_server", "/decode") == "http://127.0.0.1:8189/decode"
+
+
+def test_config_command_redacts_secrets() -> None:
+    env = {
+        "ADX_TEMPORAL_API_KEY": "tk-very-secret",
+        "ADX_DATABASE_URL": "postgresql+asyncpg://adx:db-very-secret@db:5432/adx",
+        "ADX_REDIS_URL": "redis://:redis-very-secret@cache:6379/0",
+        "ADX_ENCRYPTION_KEYS": '{"k1": "a2V5LXZlcnktc2VjcmV0"}',
+        "PATH": "/usr/bin:/bin",
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "adx", "config"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for secret in ("tk-very-secret", "db-very-secret", "redis-very-secret", "a2V5LXZlcnktc2VjcmV0"):
+        assert secret not in out
+    printed = json.loads(out)
+    assert printed["database_url"] == "postgresql+asyncpg://adx:**********@db:5432/adx"
+    assert printed["encryption_keys"] == {"k1": "**********"}
+
+
+@pytest.fixture
+def captured_json_logs() -> io.StringIO:
+    settings = Settings(environment=Environment.PRODUCTION, log_format=LogFormat.JSON)
+    configure_logging(settings)
+    buffer = io.StringIO()
+    logging.getLogger().handlers[0].setStream(buffer)  # type: ignore[attr-defined]
+    return buffer
+
+
+def test_redaction_removes_secrets_from_every_log_event(captured_json_logs: io.StringIO) -> None:
+    jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLXZhbHVl"
+    log = get_logger("test")
+    log.info(
+        "login",
+        password="hunter2-secret",
+        new_password="also-secret",
+        headers={"Authorization": f"Bearer {jwt}", "Accept": "json"},
+        api_key="ak-secret",
+        dsn="postgresql://adx:pg-secret@db/adx",
+        note=f"user sent {jwt} in a message",
+        email="alice@acme.test",
+    )
+    logging.getLogger("library").warning("retrying with Authorization: Bearer lib-token-secret")
+    text = captured_json_logs.getvalue()
+    for secret in (
+        "hunter2-secret",
+        "also-secret",
+        jwt,
+        "ak-secret",
+        "pg-secret",
+        "lib-token-secret",
+    ):
+        assert secret not in text
+    first = json.loads(text.splitlines()[0])
+    assert first["password"] == "[REDACTED]"
+    assert first["headers"]["Authorization"] == "[REDACTED]"
+    assert first["headers"]["Accept"] == "json"  # what is not secret stays
+    assert first["email"] == "alice@acme.test"
+    assert first["level"] == "info"
+
+
+async def test_correlation_id_is_bound_for_the_whole_request(
+    captured_json_logs: io.StringIO,
+) -> None:
+    async def endpoint(request: Request) -> JSONResponse:
+        get_logger("handler").info("handling")
+        return JSONResponse(
+            {"bound": structlog.contextvars.get_contextvars().get("correlation_id")}
+        )
+
+    app = CorrelationIdMiddleware(Starlette(routes=[Route("/", endpoint)]))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        given = await c.get("/", headers={"X-Correlation-ID": "req-123"})
+        generated = await c.get("/")
+        hostile = await c.get("/", headers={"X-Correlation-ID": "bad id\nwith newline"})
+    assert given.headers["x-correlation-id"] == "req-123"
+    assert given.json()["bound"] == "req-123"
+    assert len(generated.headers["x-correlation-id"]) == 32
+    assert generated.json()["bound"] == generated.headers["x-correlation-id"]
+    assert hostile.headers["x-correlation-id"] != "bad id\nwith newline"
+    lines = [json.loads(line) for line in captured_json_logs.getvalue().splitlines()]
+    assert (
+        next(line["correlation_id"] for line in lines if line["event"] == "handling") == "req-123"
+    )
