@@ -25,6 +25,10 @@ class Command(Protocol):
 COMMANDS: dict[str, tuple[str, str]] = {
     "config": ("adx.cli", "print the effective settings, secrets redacted"),
     "dev": ("adx.devstack.command", "run the whole stack on embedded defaults"),
+    "service": (
+        "services.command",
+        "run a backend service in server mode (HTTP) or worker mode (Temporal)",
+    ),
     "codec-server": (
         "workflow_client.codec_server",
         "serve the codec server that decrypts Temporal payloads for the Temporal UI and CLI",

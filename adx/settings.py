@@ -99,6 +99,30 @@ class Settings(BaseSettings):
     codec_server_token: SecretStr | None = None
     codec_cors_origins: list[str] = Field(default_factory=list)
 
+    # Auth tokens (RS256): key id -> PEM private key. The active key signs; every key's public
+    # half is published in the JWKS, so rotation = add a key, make it active, keep the old one
+    # until its tokens expire. Empty in dev: a key is generated once under data_dir.
+    jwt_private_keys: dict[str, SecretStr] = Field(default_factory=dict)
+    jwt_active_kid: str | None = None
+    jwt_issuer: str = "adx-core"
+    jwt_audience: str = "adx"
+    access_token_ttl_seconds: int = 900
+    refresh_token_ttl_seconds: int = 30 * 24 * 3600
+
+    # Email: without an SMTP host, messages stay in the outbox (browsable in dev).
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    email_from: str = "ADX Core <no-reply@adx.localhost>"
+    # Base of links in emails (verification, password reset); None: the gateway's URL.
+    public_url: str | None = None
+
+    # Development seed data (never created with production settings)
+    dev_seed: bool = True
+    dev_seed_password: SecretStr = SecretStr("dev-password-123")
+
     # Tracing
     tracing_exporter: TracingExporter = TracingExporter.NONE
     otlp_endpoint: str | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -9,7 +10,14 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from adx.settings import Environment, Settings
-from tests.support.servers import PostgresServer, RedisServer, run_postgres, run_redis
+from tests.support.servers import (
+    PostgresServer,
+    RedisServer,
+    create_database,
+    run_postgres,
+    run_redis,
+)
+from tests.support.smtp import Mailbox, run_smtp
 from tests.support.temporal import TEST_NAMESPACE, run_temporal
 
 
@@ -51,3 +59,19 @@ def settings(base_settings: Settings, temporal_env: WorkflowEnvironment) -> Sett
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[Mailbox]:
+    with run_smtp() as mailbox:
+        yield mailbox
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres_server: PostgresServer
+) -> str:
+    """Each service store test runs against both SQLite and PostgreSQL, on a fresh database."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'service.sqlite'}"
+    return create_database(postgres_server, f"t_{uuid.uuid4().hex[:12]}")

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
-import json
 import os
 import re
 import secrets
@@ -29,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -37,8 +35,8 @@ from google.protobuf.message import DecodeError
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
 
-if TYPE_CHECKING:
-    from adx.settings import Settings
+from adx.dev_secrets import DevSecretError, load_or_create
+from adx.settings import Settings
 
 KEY_SIZE = 32  # AES-256
 NONCE_SIZE = 12  # the GCM standard nonce
@@ -226,18 +224,13 @@ def _decode_key(key_id: str, encoded: str, *, source: str) -> bytes:
 
 
 def _load_or_create_dev_keys(path: Path) -> tuple[str | None, dict[str, bytes]]:
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(path.parent, 0o700)
-    if not path.exists():
-        _create_dev_key_file(path)
-    os.chmod(path, 0o600)
     try:
-        document: Any = json.loads(path.read_text(encoding="utf-8"))
+        document = load_or_create(path, _new_dev_key_document)
         active = document.get("active_key_id")
         stored = document["keys"]
         if not isinstance(stored, dict) or not (active is None or isinstance(active, str)):
             raise TypeError
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+    except (DevSecretError, TypeError, KeyError):
         raise KeyRingError(
             f"the development key file {path} is unreadable or malformed; move it away to "
             "generate a new key (payloads encrypted with the old key become unreadable)"
@@ -249,28 +242,13 @@ def _load_or_create_dev_keys(path: Path) -> tuple[str | None, dict[str, bytes]]:
     return active, keys
 
 
-def _create_dev_key_file(path: Path) -> None:
-    """Writes a fresh key atomically; when several processes start at once, the first one's
-    file wins and the others read it."""
+def _new_dev_key_document() -> dict[str, Any]:
     key_id = f"dev-{secrets.token_hex(4)}"
-    document = {
+    return {
         "version": 1,
         "active_key_id": key_id,
         "keys": {key_id: base64.b64encode(generate_key()).decode("ascii")},
     }
-    temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(document, handle, indent=2)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        # link() fails if the file exists, so a concurrent writer's key is never replaced.
-        with contextlib.suppress(FileExistsError):
-            os.link(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
 
 
 def _show_id(key_id: object) -> str:

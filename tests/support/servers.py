@@ -142,3 +142,24 @@ def run_postgres() -> Iterator[PostgresServer]:
             )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def create_database(server: PostgresServer, name: str) -> str:
+    """A fresh database on the test cluster; returns its DSN."""
+    subprocess.run(
+        [
+            "psql",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(server.port),
+            "-U",
+            "postgres",
+            "-q",
+            "-c",
+            f'CREATE DATABASE "{name}"',
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return server.dsn(name)

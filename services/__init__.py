@@ -1,0 +1,1 @@
+"""Dual-mode services: each runs as an HTTP server and as a Temporal worker from one codebase."""

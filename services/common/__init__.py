@@ -1,0 +1,1 @@
+"""Plumbing every service shares: database, migrations, HTTP app, problems, workflow helpers."""

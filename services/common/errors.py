@@ -1,0 +1,60 @@
+"""Raising errors from the taxonomy in service code, activities and workflows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from temporalio.exceptions import ApplicationError
+
+from contracts.context import RequestContext, current_context
+from contracts.errors import ErrorKind
+
+security_log = structlog.stdlib.get_logger("adx.security")
+
+
+class ServiceError(Exception):
+    """An expected failure with a kind from the taxonomy and a message safe for clients."""
+
+    def __init__(
+        self, kind: ErrorKind, message: str, *, fields: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.fields = fields or {}
+
+    def to_application_error(self) -> ApplicationError:
+        """Validation, authorization and isolation errors are not retried; database, network
+        and external-service errors are, with backoff."""
+        details: list[Any] = [{"fields": self.fields}] if self.fields else []
+        return ApplicationError(
+            self.message, *details, type=self.kind.value, non_retryable=not self.kind.retryable
+        )
+
+
+class NotFound(ServiceError):
+    def __init__(self, what: str) -> None:
+        super().__init__(ErrorKind.NOT_FOUND, f"{what} not found")
+
+
+def require_context() -> RequestContext:
+    context = current_context()
+    if context is None:
+        raise ServiceError(ErrorKind.AUTHENTICATION, "no caller identity")
+    return context
+
+
+def ensure_tenant(owner_tenant_id: str | None, resource: str) -> RequestContext:
+    """The caller's tenant must own the resource. A violation is logged as a security event
+    and surfaces as a non-retryable TenantIsolationViolation (a 404 to clients)."""
+    context = require_context()
+    if owner_tenant_id != context.tenant_id:
+        security_log.warning(
+            "security.tenant_isolation_violation",
+            resource=resource,
+            caller_tenant_id=context.tenant_id,
+            caller_user_id=context.user_id,
+        )
+        raise ServiceError(ErrorKind.TENANT_ISOLATION, f"{resource} not found")
+    return context

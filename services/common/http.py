@@ -1,0 +1,130 @@
+"""The HTTP side of a service (server mode): the same health, readiness, identity and error
+handling in every service."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import structlog
+from pydantic import BaseModel, ValidationError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from adx.identity import InvalidToken, TokenType, TokenVerifier, bearer_token
+from adx.logging import CorrelationIdMiddleware
+from adx.problems import problem, problem_for, validation_problem
+from contracts.context import RequestContext
+from contracts.errors import ErrorKind
+from services.common.errors import ServiceError
+
+log = structlog.stdlib.get_logger(__name__)
+M = TypeVar("M", bound=BaseModel)
+
+MAX_JSON_BODY = 1024 * 1024
+ReadinessCheck = Callable[[], Awaitable[None]]
+
+
+async def parse_body(request: Request, model: type[M]) -> M:
+    """The JSON body as ``model``; bad input raises (-> 422 problem with field errors)."""
+    body = await request.body()
+    if len(body) > MAX_JSON_BODY:
+        raise ServiceError(ErrorKind.VALIDATION, "the request body is too large")
+    return model.model_validate_json(body or b"{}")
+
+
+def identity(request: Request) -> RequestContext:
+    """The caller's verified identity (bearer access token), or 401."""
+    verifier: TokenVerifier = request.app.state.verifier
+    token = bearer_token(request.headers.get("authorization"))
+    if token is None:
+        raise ServiceError(ErrorKind.AUTHENTICATION, "a bearer token is required")
+    try:
+        claims = verifier.verify(token, TokenType.ACCESS)
+    except InvalidToken as error:
+        raise ServiceError(ErrorKind.AUTHENTICATION, str(error)) from error
+    correlation_id = request.scope.get("state", {}).get("correlation_id")
+    return claims.context(correlation_id)
+
+
+def json(
+    model: BaseModel | Sequence[BaseModel] | dict[str, Any], status: int = 200
+) -> JSONResponse:
+    if isinstance(model, BaseModel):
+        content: Any = model.model_dump(mode="json")
+    elif isinstance(model, dict):
+        content = model
+    else:
+        content = [item.model_dump(mode="json") for item in model]
+    return JSONResponse(content, status_code=status)
+
+
+def create_service_app(
+    name: str,
+    routes: Sequence[BaseRoute],
+    *,
+    verifier: TokenVerifier,
+    readiness: dict[str, ReadinessCheck],
+    state: dict[str, Any] | None = None,
+) -> Starlette:
+    async def healthz(_request: Request) -> Response:
+        return JSONResponse({"status": "ok", "service": name})
+
+    async def readyz(request: Request) -> Response:
+        failed = {}
+        for check_name, check in readiness.items():
+            try:
+                await check()
+            except Exception as error:  # readiness reports any failure, whatever it is
+                failed[check_name] = type(error).__name__
+        if failed:
+            return problem(
+                503,
+                "Not ready",
+                f"{', '.join(failed)} unavailable",
+                request=request,
+                checks=failed,
+            )
+        return JSONResponse({"status": "ready", "service": name, "checks": list(readiness)})
+
+    async def on_service_error(request: Request, error: Exception) -> Response:
+        assert isinstance(error, ServiceError)
+        if error.fields:
+            fields = [{"field": f, "message": m} for f, m in error.fields.items()]
+            return problem_for(error.kind, error.message, request=request, errors=fields)
+        return problem_for(error.kind, error.message, request=request)
+
+    async def on_validation_error(request: Request, error: Exception) -> Response:
+        assert isinstance(error, ValidationError)
+        return validation_problem(error, request)
+
+    async def on_http_error(request: Request, error: Exception) -> Response:
+        assert isinstance(error, HTTPException)
+        return problem(error.status_code, "Error", str(error.detail), request=request)
+
+    async def on_unexpected(request: Request, error: Exception) -> Response:
+        log.exception("request.failed", path=request.url.path)
+        return problem_for(ErrorKind.INTERNAL, "internal error", request=request)
+
+    app = Starlette(
+        routes=[
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            *routes,
+        ],
+        middleware=[Middleware(CorrelationIdMiddleware)],
+        exception_handlers={
+            ServiceError: on_service_error,
+            ValidationError: on_validation_error,
+            HTTPException: on_http_error,
+            Exception: on_unexpected,
+        },
+    )
+    app.state.verifier = verifier
+    for key, value in (state or {}).items():
+        setattr(app.state, key, value)
+    return app

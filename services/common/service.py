@@ -1,0 +1,126 @@
+"""One codebase, two modes: ``adx service NAME server`` serves the HTTP API,
+``adx service NAME worker`` runs the service's activities and workflows on its task queue.
+
+Each service describes itself with a :class:`ServiceDefinition` in ``services/<name>/service.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+import uvicorn
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute
+from temporalio.client import Client
+
+from adx.identity import TokenVerifier
+from adx.settings import Settings
+from contracts.names import TaskQueue
+from services.common.db import Database
+from services.common.http import create_service_app
+from workflow_client.connect import connect, ensure_namespace
+from workflow_client.operations import WorkflowOperations
+from workflow_client.worker import create_worker
+
+log = structlog.stdlib.get_logger(__name__)
+
+
+@dataclass
+class ServiceRuntime:
+    """What a running service has at hand, in either mode."""
+
+    name: str
+    settings: Settings
+    db: Database
+    client: Client
+    verifier: TokenVerifier
+    operations: WorkflowOperations = field(init=False)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.operations = WorkflowOperations(self.client)
+
+
+@dataclass(frozen=True)
+class ServiceDefinition:
+    name: str
+    task_queue: TaskQueue
+    migrations: Path
+    # The HTTP routes of server mode.
+    routes: Callable[[ServiceRuntime], Sequence[BaseRoute]]
+    workflows: Sequence[type]
+    # The activities of worker mode (bound methods of objects holding the store).
+    activities: Callable[[ServiceRuntime], Sequence[Callable[..., Any]]]
+    # Runs once per process after migrations (e.g. dev seed data), in both modes.
+    on_start: Callable[[ServiceRuntime], Awaitable[None]] | None = None
+
+
+async def open_runtime(
+    definition: ServiceDefinition, settings: Settings, *, client: Client | None = None
+) -> ServiceRuntime:
+    db = Database.from_settings(settings, definition.name)
+    await db.migrate(definition.migrations)
+    runtime = ServiceRuntime(
+        name=definition.name,
+        settings=settings,
+        db=db,
+        client=client or await connect(settings),
+        verifier=TokenVerifier.from_settings(settings),
+    )
+    if definition.on_start is not None:
+        await definition.on_start(runtime)
+    return runtime
+
+
+def build_app(definition: ServiceDefinition, runtime: ServiceRuntime) -> Starlette:
+    async def temporal_ready() -> None:
+        await ensure_namespace(runtime.client)
+
+    return create_service_app(
+        definition.name,
+        definition.routes(runtime),
+        verifier=runtime.verifier,
+        readiness={"database": runtime.db.ping, "temporal": temporal_ready},
+        state={"runtime": runtime},
+    )
+
+
+async def serve(definition: ServiceDefinition, settings: Settings) -> None:
+    runtime = await open_runtime(definition, settings)
+    app = build_app(definition, runtime)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port(definition.name),
+        log_config=None,
+        server_header=False,
+    )
+    try:
+        await uvicorn.Server(config).serve()
+    finally:
+        await runtime.db.dispose()
+
+
+async def work(definition: ServiceDefinition, settings: Settings) -> None:
+    runtime = await open_runtime(definition, settings)
+    worker = create_worker(
+        runtime.client,
+        task_queue=definition.task_queue.value,
+        workflows=definition.workflows,
+        activities=definition.activities(runtime),
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    log.info("worker.started", service=definition.name, task_queue=definition.task_queue.value)
+    async with worker:
+        await stop.wait()
+    log.info("worker.stopped", service=definition.name)
+    await runtime.db.dispose()
