@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "services.command",
         "run a backend service in server mode (HTTP) or worker mode (Temporal)",
     ),
+    "gateway": ("gateway.app", "run the API gateway"),
     "codec-server": (
         "workflow_client.codec_server",
         "serve the codec server that decrypts Temporal payloads for the Temporal UI and CLI",

@@ -119,6 +119,21 @@ class Settings(BaseSettings):
     # Base of links in emails (verification, password reset); None: the gateway's URL.
     public_url: str | None = None
 
+    # API gateway
+    # service name -> base URLs of its instances; a service not listed has one instance at
+    # url(service).
+    gateway_upstreams: dict[str, list[str]] = Field(default_factory=dict)
+    gateway_health_interval_seconds: float = 2.0
+    gateway_upstream_timeout_seconds: float = 30.0
+    gateway_breaker_threshold: int = 5  # consecutive failures that open an upstream's breaker
+    gateway_breaker_cooldown_seconds: float = 10.0  # open -> half-open
+    gateway_max_json_bytes: int = 1024 * 1024
+    gateway_rate_limit_user: str = "600/minute"
+    gateway_rate_limit_tenant: str = "6000/minute"
+    # JWKS of the auth service; None: url("auth", "/.well-known/jwks.json")
+    jwks_url: str | None = None
+    jwks_cache_seconds: float = 300.0
+
     # Development seed data (never created with production settings)
     dev_seed: bool = True
     dev_seed_password: SecretStr = SecretStr("dev-password-123")

@@ -1,0 +1,76 @@
+"""Verifying access tokens with the auth service's published keys (JWKS).
+
+The key set is cached; a token signed with a key id the cache does not know triggers one
+refresh (rate-limited), so a key rotation at the auth service is picked up without a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import structlog
+
+from adx.identity import InvalidToken, TokenClaims, TokenType, TokenVerifier
+
+log = structlog.stdlib.get_logger(__name__)
+
+
+class JwksVerifier:
+    def __init__(
+        self,
+        jwks_url: str,
+        *,
+        issuer: str,
+        audience: str,
+        http: httpx.AsyncClient,
+        cache_seconds: float = 300.0,
+        min_refresh_interval: float = 5.0,
+    ) -> None:
+        self._url = jwks_url
+        self._issuer = issuer
+        self._audience = audience
+        self._http = http
+        self._cache_seconds = cache_seconds
+        self._min_refresh_interval = min_refresh_interval
+        self._verifier: TokenVerifier | None = None
+        self._fetched_at = 0.0
+        self._lock = asyncio.Lock()
+        self.fetches = 0
+
+    async def verify(self, token: str, expected: TokenType = TokenType.ACCESS) -> TokenClaims:
+        kid = TokenVerifier.key_id(token)
+        if kid is None:
+            raise InvalidToken("malformed token")
+        verifier = await self._current(kid)
+        return verifier.verify(token, expected)
+
+    async def _current(self, kid: str) -> TokenVerifier:
+        now = time.monotonic()
+        verifier = self._verifier
+        stale = verifier is None or now - self._fetched_at > self._cache_seconds
+        unknown_kid = verifier is not None and not verifier.knows(kid)
+        may_refresh = now - self._fetched_at > self._min_refresh_interval
+        if stale or (unknown_kid and may_refresh):
+            async with self._lock:
+                # Another request may have refreshed while this one waited.
+                if self._verifier is verifier:
+                    await self._refresh()
+        if self._verifier is None:
+            raise InvalidToken("signing keys unavailable")
+        return self._verifier
+
+    async def _refresh(self) -> None:
+        try:
+            response = await self._http.get(self._url, timeout=5.0)
+            response.raise_for_status()
+            jwks = response.json()
+        except (httpx.HTTPError, ValueError) as error:
+            log.warning("jwks.refresh_failed", url=self._url, error=type(error).__name__)
+            self._fetched_at = time.monotonic()  # back off; keep the keys we have
+            return
+        self._verifier = TokenVerifier(jwks, issuer=self._issuer, audience=self._audience)
+        self._fetched_at = time.monotonic()
+        self.fetches += 1
+        log.info("jwks.refreshed", keys=len(jwks.get("keys", [])))

@@ -1,0 +1,1 @@
+"""The API gateway (8080): direct routes to the services and workflow endpoints."""

@@ -1,0 +1,95 @@
+"""``/api/{service}/...``: requests streamed to an instance of the service and the answer
+streamed back (no body is held in memory whole, so large uploads and downloads pass through)."""
+
+from __future__ import annotations
+
+import httpx
+import structlog
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from adx.logging import CORRELATION_HEADER
+from adx.problems import problem
+from gateway.upstreams import UpstreamFailure, Upstreams, UpstreamUnavailable
+
+log = structlog.stdlib.get_logger(__name__)
+
+# Hop-by-hop headers (RFC 9110 §7.6.1) are never forwarded.
+_HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+    }
+)
+
+
+def _forward_headers(request: Request) -> dict[str, str]:
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+    correlation_id = request.scope.get("state", {}).get("correlation_id")
+    if correlation_id:
+        headers[CORRELATION_HEADER] = correlation_id
+    if request.client is not None:
+        prior = request.headers.get("x-forwarded-for")
+        headers["x-forwarded-for"] = (
+            f"{prior}, {request.client.host}" if prior else request.client.host
+        )
+    return headers
+
+
+async def proxy(request: Request) -> Response:
+    service: str = request.path_params["service"]
+    upstreams: Upstreams = request.app.state.upstreams
+    http: httpx.AsyncClient = request.app.state.http
+    timeout = request.app.state.settings.gateway_upstream_timeout_seconds
+    if not upstreams.knows(service):
+        return problem(404, "Not found", f"no service named {service!r}", request=request)
+    try:
+        async with upstreams.checkout(service) as upstream:
+            outgoing = http.build_request(
+                request.method,
+                f"{upstream.base_url}{request.url.path}"
+                + (f"?{request.url.query}" if request.url.query else ""),
+                headers=_forward_headers(request),
+                content=request.stream() if request.method not in ("GET", "HEAD") else None,
+                timeout=timeout,
+            )
+            try:
+                answer = await http.send(outgoing, stream=True)
+            except httpx.HTTPError as error:
+                raise UpstreamFailure(type(error).__name__) from error
+            if answer.status_code >= 500:
+                await answer.aclose()
+                raise UpstreamFailure(f"HTTP {answer.status_code}")
+    except UpstreamUnavailable as error:
+        return problem(
+            503,
+            "Service unavailable",
+            str(error),
+            request=request,
+            service=error.service,
+            headers={"Retry-After": "5"},
+        )
+    except UpstreamFailure as error:
+        log.warning("upstream.failed", service=service, reason=str(error))
+        return problem(
+            502,
+            "Bad gateway",
+            f"the {service} service failed to answer",
+            request=request,
+            service=service,
+        )
+    headers = {k: v for k, v in answer.headers.items() if k.lower() not in _HOP_BY_HOP}
+    return StreamingResponse(
+        answer.aiter_raw(),
+        status_code=answer.status_code,
+        headers=headers,
+        background=BackgroundTask(answer.aclose),
+    )

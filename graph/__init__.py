@@ -1,0 +1,1 @@
+"""The shared GraphQL kit every BFF subgraph is built from."""

@@ -1,0 +1,105 @@
+"""GraphQL errors carry a code in ``extensions.code``; nothing else reaches a client.
+
+Codes: UNAUTHENTICATED, FORBIDDEN, NOT_FOUND, BAD_USER_INPUT, CONFLICT, UNAVAILABLE, INTERNAL.
+Any other exception is masked as INTERNAL with a generic message (and logged).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+import structlog
+from graphql import GraphQLError
+from strawberry.extensions import MaskErrors
+
+from contracts.errors import ErrorKind
+
+log = structlog.stdlib.get_logger(__name__)
+
+
+class ErrorCode(StrEnum):
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    FORBIDDEN = "FORBIDDEN"
+    NOT_FOUND = "NOT_FOUND"
+    BAD_USER_INPUT = "BAD_USER_INPUT"
+    CONFLICT = "CONFLICT"
+    UNAVAILABLE = "UNAVAILABLE"
+    INTERNAL = "INTERNAL"
+
+
+class ClientError(Exception):
+    """An error whose message is meant for the client, with its code."""
+
+    def __init__(self, code: ErrorCode, message: str, **extensions: Any) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.extensions = {"code": code.value, **extensions}
+
+
+def from_kind(kind: ErrorKind, message: str, **extensions: Any) -> ClientError:
+    code = ErrorCode(kind.graphql_code)
+    if kind is ErrorKind.TENANT_ISOLATION:
+        message = "not found"
+    if code is ErrorCode.INTERNAL:
+        message = "internal error"
+    return ClientError(code, message, **extensions)
+
+
+def unauthenticated(message: str = "authentication required") -> ClientError:
+    return ClientError(ErrorCode.UNAUTHENTICATED, message)
+
+
+def not_found(what: str = "resource") -> ClientError:
+    return ClientError(ErrorCode.NOT_FOUND, f"{what} not found")
+
+
+def bad_input(message: str, fields: list[dict[str, str]] | None = None) -> ClientError:
+    return ClientError(ErrorCode.BAD_USER_INPUT, message, **({"fields": fields} if fields else {}))
+
+
+def is_client_error(error: GraphQLError) -> bool:
+    """True for errors a client may see as they are: ours (ClientError) and GraphQL's own
+    validation errors (no original error). Everything else is masked."""
+    original = error.original_error
+    if original is None:
+        return True
+    return isinstance(original, ClientError)
+
+
+def format_client_error(error: GraphQLError) -> GraphQLError:
+    """Adds ``extensions.code`` to what a client may see."""
+    original = error.original_error
+    if isinstance(original, ClientError):
+        error.extensions = {**(error.extensions or {}), **original.extensions}
+    elif original is None and not (error.extensions or {}).get("code"):
+        # Parse/validation errors (including depth/token/alias limits) are bad input.
+        error.extensions = {**(error.extensions or {}), "code": ErrorCode.BAD_USER_INPUT.value}
+    return error
+
+
+class MaskInternalErrors(MaskErrors):
+    """Client errors pass with their code; anything else becomes ``internal error`` with code
+    INTERNAL (and is logged, with its stack, server-side only)."""
+
+    def __init__(self) -> None:
+        super().__init__(should_mask_error=_should_mask, error_message="internal error")
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        masked = super().anonymise_error(error)
+        masked.extensions = {"code": ErrorCode.INTERNAL.value}
+        return masked
+
+
+def _should_mask(error: GraphQLError) -> bool:
+    if is_client_error(error):
+        format_client_error(error)
+        return False
+    log.error(
+        "graphql.internal_error",
+        path=error.path,
+        error=type(error.original_error).__name__,
+        exc_info=error.original_error,
+    )
+    return True
