@@ -17,13 +17,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from temporalio.client import Client
 
+from adx.jwks import JwksVerifier
 from adx.logging import CorrelationIdMiddleware, configure_logging, get_logger
 from adx.problems import problem, problem_for
 from adx.settings import Settings, get_settings
 from contracts.errors import ErrorKind
 from gateway import workflows
 from gateway.guard import GatewayGuard
-from adx.jwks import JwksVerifier
 from gateway.metrics import GatewayMetrics, MetricsMiddleware
 from gateway.openapi import build_openapi
 from gateway.proxy import proxy

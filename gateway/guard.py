@@ -7,9 +7,9 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from adx.identity import InvalidToken, bearer_token
+from adx.jwks import JwksVerifier
 from adx.problems import problem, problem_for
 from contracts.errors import ErrorKind
-from adx.jwks import JwksVerifier
 from gateway.metrics import GatewayMetrics
 from gateway.ratelimit import RateLimits
 

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 from strawberry.types import Info
+from websockets.typing import Subprotocol
 
 from adx.identity import SigningKeys, TokenType
 from adx.jwks import JwksVerifier
@@ -200,7 +201,7 @@ async def test_subscription_over_websocket_authenticates_with_connection_params(
     bff: tuple[str, BffMetrics], keys: tuple[Settings, SigningKeys]
 ) -> None:
     ws_url = bff[0].replace("http://", "ws://") + "/graphql"
-    async with websockets.connect(ws_url, subprotocols=["graphql-transport-ws"]) as ws:
+    async with websockets.connect(ws_url, subprotocols=[Subprotocol("graphql-transport-ws")]) as ws:
         await ws.send(
             json.dumps(
                 {
@@ -227,7 +228,7 @@ async def test_subscription_over_websocket_authenticates_with_connection_params(
             received.append(message["payload"]["data"]["ticks"])
     assert received == ["bob:0", "bob:1", "bob:2"]
 
-    async with websockets.connect(ws_url, subprotocols=["graphql-transport-ws"]) as ws:
+    async with websockets.connect(ws_url, subprotocols=[Subprotocol("graphql-transport-ws")]) as ws:
         await ws.send(
             json.dumps({"type": "connection_init", "payload": {"Authorization": "Bearer forged"}})
         )
