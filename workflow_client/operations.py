@@ -299,7 +299,7 @@ class WorkflowOperations:
         operation = await self.describe(context, operation_id)
         full: OperationSnapshot | None = self._closed.get("snapshot", operation_id)
         if full is None:
-            report = await self._query_progress(
+            report = await self.query_progress(
                 operation, after_offset=0 if operation.status.is_terminal else after_offset
             )
             snapshot = OperationSnapshot(operation=operation, report=report)
@@ -313,7 +313,9 @@ class WorkflowOperations:
             report=ProgressReport(progress=full.report.progress, events=events),
         )
 
-    async def _query_progress(self, operation: Operation, *, after_offset: int) -> ProgressReport:
+    async def query_progress(self, operation: Operation, *, after_offset: int) -> ProgressReport:
+        """The workflow's progress events after ``after_offset``, for a caller that already
+        holds the Operation (from ``describe``, so its tenant was checked)."""
         handle = self.client.get_workflow_handle(operation.id)
         try:
             report: ProgressReport = await handle.query(
