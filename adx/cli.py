@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "run a backend service in server mode (HTTP) or worker mode (Temporal)",
     ),
     "gateway": ("gateway.app", "run the API gateway"),
+    "bff": ("graph.runtime", "run a BFF subgraph (auth, tenant, file, user, workflow)"),
     "codec-server": (
         "workflow_client.codec_server",
         "serve the codec server that decrypts Temporal payloads for the Temporal UI and CLI",

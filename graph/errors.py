@@ -14,6 +14,15 @@ from graphql import GraphQLError
 from strawberry.extensions import MaskErrors
 
 from contracts.errors import ErrorKind
+from workflow_client.errors import (
+    InvalidOperationId,
+    OperationAlreadyExists,
+    OperationNotFound,
+    TemporalUnavailable,
+    UnknownWorkflowType,
+    WorkflowClientError,
+    WorkflowFailed,
+)
 
 log = structlog.stdlib.get_logger(__name__)
 
@@ -103,3 +112,23 @@ def _should_mask(error: GraphQLError) -> bool:
         exc_info=error.original_error,
     )
     return True
+
+
+def from_workflow_error(error: WorkflowClientError) -> ClientError:
+    """workflow_client's errors as GraphQL errors (another tenant's operation: NOT_FOUND)."""
+    if isinstance(error, OperationNotFound | InvalidOperationId):
+        return not_found("operation")
+    if isinstance(error, UnknownWorkflowType):
+        return ClientError(ErrorCode.BAD_USER_INPUT, str(error))
+    if isinstance(error, OperationAlreadyExists):
+        return ClientError(ErrorCode.CONFLICT, str(error))
+    if isinstance(error, WorkflowFailed):
+        return from_kind(
+            error.kind,
+            error.message,
+            operationId=error.operation_id,
+            compensations=error.compensations,
+        )
+    if isinstance(error, TemporalUnavailable):
+        return ClientError(ErrorCode.UNAVAILABLE, "the workflow engine is unavailable")
+    return ClientError(ErrorCode.INTERNAL, "internal error")

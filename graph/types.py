@@ -9,14 +9,15 @@ import strawberry
 from strawberry.federation.schema_directives import Key
 from strawberry.federation.types import FieldSet
 
-from contracts.operations import OperationStatus as OperationStatusModel
+from contracts.operations import OperationStatus
 from contracts.progress import Progress as ProgressModel
 from graph.errors import bad_input
 from workflow_client.models import Operation as OperationModel
 
 T = TypeVar("T")
 
-OperationStatus = strawberry.enum(OperationStatusModel, name="OperationStatus")
+# The contract's enum is the GraphQL enum (registered in place).
+strawberry.enum(OperationStatus, name="OperationStatus")
 
 
 @strawberry.type

@@ -141,6 +141,7 @@ class StepsWorkflow:
                 self._progress.record(EventKind.STEP_COMPLETED, step)
         except (asyncio.CancelledError, FailureError) as error:
             # Not BaseException: a workflow evicted from the worker cache must not compensate.
+            self._progress.record(EventKind.STEP_FAILED, f"s{len(done)}")
             compensated = await asyncio.shield(asyncio.ensure_future(self._compensate(input, done)))
             if is_cancelled_exception(error):
                 raise

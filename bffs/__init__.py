@@ -1,0 +1,1 @@
+"""The BFF subgraphs: auth, tenant, file, user, workflow — one Strawberry subgraph each."""
