@@ -1,0 +1,211 @@
+"""A user worker process killed with SIGKILL mid-workflow, then restarted: the workflow
+completes and no side effect happens twice (bulk items, emails, session revocation, log)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+from temporalio.api.enums.v1 import EventType
+
+from adx.settings import Settings
+from contracts.names import TaskQueue, WorkflowType
+from contracts.user import (
+    ActivityKind,
+    BulkAction,
+    BulkUserOperationInput,
+    BulkUserOperationResult,
+    DeactivationOutcome,
+    MembershipStatus,
+    UserDeactivationResult,
+)
+from services.user.service import BULK_ITEM_DELAY_ENV, SERVICE
+from services.user.store import UserStore, activity_log, bulk_items
+from tests.services.user.conftest import AuthStandIn
+from tests.services.user.support import ALICE_IN_ACME, add_member, bearer, wait_for_event
+from tests.support.services import running_service
+from tests.support.smtp import Mailbox
+from workflow_client.worker import create_worker
+
+
+def _worker_env(settings: Settings, **extra: str) -> dict[str, str]:
+    assert settings.temporal_address is not None
+    assert settings.database_url is not None
+    return {
+        "PATH": os.environ["PATH"],
+        "ADX_ENVIRONMENT": "test",
+        "ADX_TEMPORAL_ADDRESS": settings.temporal_address,
+        "ADX_TEMPORAL_NAMESPACE": settings.temporal_namespace,
+        "ADX_DATA_DIR": str(settings.data_dir),
+        "ADX_DATABASE_URL": settings.database_url,
+        "ADX_SMTP_HOST": settings.smtp_host or "",
+        "ADX_SMTP_PORT": str(settings.smtp_port),
+        "ADX_LOG_LEVEL": "WARNING",
+        **extra,
+    }
+
+
+@asynccontextmanager
+async def worker_process(
+    env: dict[str, str], log_path: Path
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``adx service user worker`` as its own process (stopped at the end if still alive)."""
+    with log_path.open("ab") as log:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "adx",
+            "service",
+            "user",
+            "worker",
+            env=env,
+            cwd=log_path.parent,
+            stdout=log,
+            stderr=log,
+        )
+    try:
+        yield process
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            await process.wait()
+
+
+def _kill(process: asyncio.subprocess.Process) -> None:
+    process.send_signal(signal.SIGKILL)
+
+
+async def test_bulk_operation_survives_a_killed_worker(
+    settings: Settings, database_url: str, tmp_path: Path
+) -> None:
+    worker_settings = settings.model_copy(update={"database_url": database_url})
+    log_path = tmp_path / "worker.log"
+    try:
+        async with running_service(SERVICE, worker_settings, worker=False) as running:
+            store = UserStore(running.runtime.db)
+            ops = running.runtime.operations
+            users = [await add_member(store, f"bulk{index}") for index in range(40)]
+            # Each item waits 1 s after committing: killing the worker then loses the
+            # completion of items whose effect is already in the database.
+            slow = _worker_env(worker_settings, **{BULK_ITEM_DELAY_ENV: "1.0"})
+            async with worker_process(slow, log_path) as first:
+                operation = await ops.start(
+                    ALICE_IN_ACME,
+                    WorkflowType.BULK_USER_OPERATION.value,
+                    BulkUserOperationInput(
+                        tenant_id="acme",
+                        action=BulkAction.SUSPEND,
+                        user_ids=users,
+                        batch_size=10,
+                        item_timeout_seconds=3,
+                    ),
+                )
+                await wait_for_event(
+                    ops, ALICE_IN_ACME, operation.id, lambda e: e.completed >= 10, within=60
+                )
+                reported = (await ops.progress(ALICE_IN_ACME, operation.id)).report.progress
+                async with asyncio.timeout(10):
+                    while await store.count(bulk_items) <= reported.completed:
+                        await asyncio.sleep(0.02)
+                _kill(first)
+                assert await first.wait() == -signal.SIGKILL
+            applied_at_kill = await store.count(bulk_items)
+            assert reported.completed < applied_at_kill < len(users)
+
+            async with worker_process(_worker_env(worker_settings), log_path):
+                async with asyncio.timeout(60):
+                    result = await ops.result(
+                        ALICE_IN_ACME, operation.id, result_type=BulkUserOperationResult
+                    )
+            assert result.succeeded == users
+            assert result.failed == []
+            # Each item applied exactly once.
+            assert await store.count(bulk_items, operation_id=operation.id) == len(users)
+            suspended = ActivityKind.MEMBERSHIP_SUSPENDED.value
+            assert await store.count(activity_log, kind=suspended) == len(users)
+            for user_id in users:
+                membership = await store.membership(user_id, "acme")
+                assert membership is not None
+                assert membership.status is MembershipStatus.SUSPENDED
+                assert membership.suspended_by == operation.id
+            # The items in flight at the kill were attempted again (and found done).
+            history = await ops.client.get_workflow_handle(operation.id).fetch_history()
+            retried = [
+                event
+                for event in history.events
+                if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+                and event.activity_task_started_event_attributes.attempt > 1
+            ]
+            assert retried
+    finally:
+        print(log_path.read_text() if log_path.exists() else "(no worker log)")
+
+
+async def test_deactivation_survives_a_killed_worker_without_repeating_side_effects(
+    settings: Settings, tmp_path: Path, smtp_server: Mailbox
+) -> None:
+    worker_settings = settings.model_copy(
+        update={
+            "database_url": f"sqlite+aiosqlite:///{tmp_path / 'user.sqlite'}",
+            "smtp_host": "127.0.0.1",
+            "smtp_port": smtp_server.port,
+        }
+    )
+    log_path = tmp_path / "worker.log"
+    env = _worker_env(worker_settings)
+    stand_in = AuthStandIn()
+    try:
+        async with (
+            running_service(SERVICE, worker_settings, worker=False) as running,
+            create_worker(
+                running.runtime.client,
+                task_queue=TaskQueue.AUTH.value,
+                activities=[stand_in.revoke_user_sessions],
+            ),
+            httpx.AsyncClient(base_url=running.url) as http,
+        ):
+            store = UserStore(running.runtime.db)
+            ops = running.runtime.operations
+            carol = await add_member(store, "carol", {"acme": ("member",), "globex": ("member",)})
+            profile = await store.get_profile(carol)
+            assert profile is not None
+            admin = bearer(worker_settings, ALICE_IN_ACME)
+
+            async with worker_process(env, log_path) as first:
+                response = await http.post(f"/api/user/users/{carol}/deactivate", headers=admin)
+                assert response.status_code == 202
+                operation_id = response.json()["operation_id"]
+                await wait_for_event(
+                    ops, ALICE_IN_ACME, operation_id, lambda e: e.step == "grace_period", within=60
+                )
+                _kill(first)
+                assert await first.wait() == -signal.SIGKILL
+
+            # Restored while no worker runs: the signal waits in Temporal.
+            restore = await http.post(f"/api/user/users/{carol}/restore", headers=admin)
+            assert restore.status_code == 202
+            async with worker_process(env, log_path):
+                async with asyncio.timeout(60):
+                    result = await ops.result(
+                        ALICE_IN_ACME, operation_id, result_type=UserDeactivationResult
+                    )
+            assert result.outcome is DeactivationOutcome.RESTORED
+            mails = await smtp_server.wait_for(profile.email, 2)
+            await asyncio.sleep(0.5)  # a duplicate would arrive now
+            assert [m["Subject"] for m in smtp_server.to(profile.email)] == [
+                m["Subject"] for m in mails
+            ]
+            assert len(mails) == 2
+            assert stand_in.calls == [(carol, "acme")]
+            kinds = [e.kind for e in await store.recent_activity("acme", carol, 10)]
+            assert kinds == [ActivityKind.USER_RESTORED, ActivityKind.USER_DEACTIVATED]
+            memberships = {m.tenant_id: m.status for m in await store.memberships_of(carol)}
+            assert set(memberships.values()) == {MembershipStatus.ACTIVE}
+    finally:
+        print(log_path.read_text() if log_path.exists() else "(no worker log)")
