@@ -66,6 +66,16 @@ def adx_command_spec(
     )
 
 
+def worker_spec(settings: Settings, service: str) -> ProcessSpec:
+    """A service's worker mode: no port; it is up once it polls its task queue."""
+    return ProcessSpec(
+        name=f"{service}_worker",
+        argv=(sys.executable, "-m", "adx", "service", service, "worker"),
+        env=child_environment(settings),
+        table_rows=(TableRow(f"{service.capitalize()} worker", f"{service}-task-queue"),),
+    )
+
+
 def build_registry(settings: Settings) -> Registry:
     processes: list[ProcessSpec] = []
     not_started: dict[str, str] = {}
@@ -89,7 +99,36 @@ def build_registry(settings: Settings) -> Registry:
             label="Codec server",
         )
     )
-    # Later: services (server + worker mode), gateway, BFFs and the router go here, in start order.
+    from graph.runtime import BFFS
+    from services.command import SERVICES
+
+    for service in SERVICES:
+        processes.append(
+            adx_command_spec(
+                settings,
+                f"{service}_server",
+                ["service", service, "server"],
+                port_setting=service,
+                label=f"{service.capitalize()} service",
+            )
+        )
+        processes.append(worker_spec(settings, service))
+    processes.append(
+        adx_command_spec(
+            settings, "gateway", ["gateway"], port_setting="gateway", label="API gateway"
+        )
+    )
+    for bff in BFFS:
+        processes.append(
+            adx_command_spec(
+                settings,
+                f"bff_{bff}",
+                ["bff", bff],
+                port_setting=f"bff_{bff}",
+                label=f"{bff.capitalize()} BFF (GraphQL)",
+                health_path="/healthz",
+            )
+        )
 
     return Registry(tuple(processes), not_started, tuple(extra_rows))
 

@@ -55,7 +55,7 @@ def test_port_offset_must_be_a_number() -> None:
 
 
 def test_table_lists_every_url_and_flags_what_is_not_ready(dev_settings: Settings) -> None:
-    temporal, codec = build_registry(dev_settings).processes
+    temporal, codec = build_registry(dev_settings).processes[:2]
 
     table = render_ready_table([(temporal, True), (codec, False)], (), dev_settings.data_dir)
 

@@ -12,6 +12,8 @@ from adx.devstack.spec import HttpCheck, TcpCheck
 from adx.devstack.table import render_process_list
 from adx.devstack.temporal import SEARCH_ATTRIBUTES, database_file, temporal_argv
 from adx.settings import Settings
+from graph.runtime import BFFS
+from services.command import SERVICES
 
 
 def _values_of(argv: list[str] | tuple[str, ...], flag: str) -> list[str]:
@@ -42,6 +44,26 @@ def test_temporal_command_line_carries_namespaces_attributes_db_and_codec(
     assert "--ui-disable-news-fetch" in argv
 
 
+# Every service in server and worker mode, then the gateway, then the BFFs.
+APPLICATION_PROCESSES = [
+    *(f"{service}_{mode}" for service in SERVICES for mode in ("server", "worker")),
+    "gateway",
+    *(f"bff_{name}" for name in BFFS),
+]
+
+
+def test_application_processes_are_registered_in_start_order(dev_settings: Settings) -> None:
+    registry = build_registry(dev_settings)
+    by_name = {spec.name: spec for spec in registry.processes}
+    worker = by_name["user_worker"]
+    assert worker.argv == (sys.executable, "-m", "adx", "service", "user", "worker")
+    assert worker.ports == ()
+    server = by_name["user_server"]
+    assert server.readiness == HttpCheck(f"{dev_settings.url('user')}/healthz")
+    assert by_name["gateway"].argv[-1] == "gateway"
+    assert by_name["bff_workflow"].argv[-2:] == ("bff", "workflow")
+
+
 def test_search_attributes_constant_names_the_three_keys() -> None:
     assert list(SEARCH_ATTRIBUTES) == ["TenantId", "UserId", "OperationType"]
 
@@ -49,8 +71,8 @@ def test_search_attributes_constant_names_the_three_keys() -> None:
 def test_registry_starts_temporal_first_and_gates_the_rest_on_it(dev_settings: Settings) -> None:
     registry = build_registry(dev_settings)
 
-    assert registry.names == ["temporal", "codec_server"]
-    temporal, codec = registry.processes
+    assert registry.names == ["temporal", "codec_server", *APPLICATION_PROCESSES]
+    temporal, codec = registry.processes[:2]
     assert temporal.ready_before_next
     assert temporal.readiness == TcpCheck("127.0.0.1", dev_settings.port("temporal"))
     assert {(b.setting, b.port) for b in temporal.ports} == {
@@ -94,7 +116,7 @@ def test_external_temporal_is_not_started_but_shown(dev_settings: Settings) -> N
     settings = dev_settings.model_copy(update={"temporal_address": "temporal.example:7233"})
     registry = build_registry(settings)
 
-    assert registry.names == ["codec_server"]
+    assert registry.names == ["codec_server", *APPLICATION_PROCESSES]
     assert "temporal" in registry.not_started
     rows = {row.label: row.value for row in registry.extra_rows}
     assert rows["Temporal gRPC"] == "temporal.example:7233 (external)"
@@ -105,13 +127,13 @@ def test_external_temporal_is_not_started_but_shown(dev_settings: Settings) -> N
 def test_only_and_without_choose_processes(dev_settings: Settings) -> None:
     registry = build_registry(dev_settings)
 
-    assert [s.name for s in select(registry)] == ["temporal", "codec_server"]
+    assert [s.name for s in select(registry)] == registry.names
     assert [s.name for s in select(registry, only=["temporal"])] == ["temporal"]
     assert [s.name for s in select(registry, only=["codec_server,temporal"])] == [
         "temporal",
         "codec_server",
     ]
-    assert [s.name for s in select(registry, without=["temporal"])] == ["codec_server"]
+    assert [s.name for s in select(registry, without=["temporal"])] == registry.names[1:]
     assert [
         s.name for s in select(registry, only=["temporal", "codec_server"], without=["temporal"])
     ] == ["codec_server"]
@@ -120,7 +142,7 @@ def test_only_and_without_choose_processes(dev_settings: Settings) -> None:
 @pytest.mark.parametrize(
     ("only", "without", "message"),
     [
-        (["tempral"], [], "unknown process 'tempral'; the processes are: temporal, codec_server"),
+        (["tempral"], [], "unknown process 'tempral'; the processes are: temporal, codec_server, "),
         ([], ["nope"], "unknown process 'nope'"),
         (["temporal"], ["temporal"], "leave no process to start"),
     ],
