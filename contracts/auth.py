@@ -57,20 +57,6 @@ class AuthActivity(StrEnum):
     DISCARD_MFA_SECRET = "auth.discard_mfa_secret"  # noqa: S105 (an activity name)
 
 
-class AuthSignal(StrEnum):
-    """Signals of the auth workflows that ``contracts.names.SignalName`` does not list yet.
-
-    ``user_registration`` takes ``SignalName.VERIFY_EMAIL`` and ``mfa_setup`` takes
-    ``SignalName.CONFIRM_MFA``; ``password_reset`` takes this one."""
-
-    RESET_PASSWORD = "reset_password"  # noqa: S105 (a signal name)
-
-
-class AuthQuery(StrEnum):
-    # mfa_setup answers it with the outcome of one confirmation attempt.
-    MFA_ATTEMPT = "mfa_attempt"
-
-
 # Roles and permissions --------------------------------------------------------------------
 
 

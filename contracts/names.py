@@ -71,11 +71,14 @@ WORKFLOW_TASK_QUEUES: dict[WorkflowType, TaskQueue] = {
 class QueryName(StrEnum):
     # Every workflow answers it with a contracts.progress.ProgressReport.
     PROGRESS = "progress"
+    # mfa_setup answers it with the outcome of one confirmation attempt.
+    MFA_ATTEMPT = "mfa_attempt"
 
 
 class SignalName(StrEnum):
     VERIFY_EMAIL = "verify_email"
     CONFIRM_MFA = "confirm_mfa"
+    RESET_PASSWORD = "reset_password"  # noqa: S105 (a signal name)
     RESTORE_USER = "restore_user"
     RESUME_TENANT = "resume_tenant"
 

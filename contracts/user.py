@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 
-class ActivityName(StrEnum):
+class UserActivity(StrEnum):
     # profiles
     CREATE_PROFILE = "user.create_profile"
     GET_PROFILE = "user.get_profile"
@@ -35,10 +35,6 @@ class ActivityName(StrEnum):
     SEND_ACCOUNT_NOTICE = "user.send_account_notice"
     APPLY_BULK_ITEM = "user.apply_bulk_item"
 
-
-# The auth service's session revocation, called by name on TaskQueue.AUTH by user_deactivation.
-# Its contract belongs in contracts/auth.py (built in parallel); until then it is named here.
-AUTH_REVOKE_USER_SESSIONS = "auth.revoke_user_sessions"
 
 # Roles that may manage other members of their tenant.
 ADMIN_ROLES = frozenset({"owner", "admin"})
@@ -330,12 +326,7 @@ class NoticeSent(BaseModel):
     to: str
 
 
-# Auth (called by name; see AUTH_REVOKE_USER_SESSIONS) -----------------------------------
-
-
-class RevokeUserSessionsInput(BaseModel):
-    user_id: str
-    reason: str = "deactivated"
+# Auth (called by name; see AuthActivity.REVOKE_USER_SESSIONS) -----------------------------------
 
 
 # Workflows --------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ HELP = "run a backend service in server mode (HTTP) or worker mode (Temporal)"
 SERVICES = {
     "auth": "services.auth.service",
     "user": "services.user.service",
+    "file": "services.file.service",
 }
 
 

@@ -31,8 +31,6 @@ from adx.settings import Environment
 from contracts.auth import (
     ANONYMOUS_TENANT,
     NO_TENANT,
-    AuthQuery,
-    AuthSignal,
     ConfirmMfaSignal,
     GrantStatus,
     MfaAttempt,
@@ -50,7 +48,7 @@ from contracts.auth import (
 )
 from contracts.context import RequestContext, use_context
 from contracts.errors import ErrorKind
-from contracts.names import SignalName, WorkflowType
+from contracts.names import QueryName, SignalName, WorkflowType
 from services.auth.activities import components, now_utc, revoke_all_sessions
 from services.auth.models import (
     AuthPolicy,
@@ -523,7 +521,7 @@ class AuthApi:
         signalled = await self._signal(
             handle,
             self._anonymous(request, token.user_id),
-            AuthSignal.RESET_PASSWORD.value,
+            SignalName.RESET_PASSWORD.value,
             ResetPasswordSignal(token_id=token.id),
         )
         if signalled:
@@ -668,7 +666,7 @@ class AuthApi:
             try:
                 with use_context(context):
                     outcome: MfaAttempt = await handle.query(
-                        AuthQuery.MFA_ATTEMPT.value,
+                        QueryName.MFA_ATTEMPT.value,
                         MfaAttemptRequest(attempt_id=attempt_id),
                         result_type=MfaAttempt,
                     )

@@ -19,8 +19,6 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 with workflow.unsafe.imports_passed_through():
     from contracts.auth import (
         AuthActivity,
-        AuthQuery,
-        AuthSignal,
         ConfirmMfaSignal,
         EnableMfaInput,
         GrantTenantAccessInput,
@@ -220,7 +218,7 @@ class PasswordResetWorkflow:
         self._log = ProgressLog()
         self._signals: list[ResetPasswordSignal] = []
 
-    @workflow.signal(name=AuthSignal.RESET_PASSWORD.value)
+    @workflow.signal(name=SignalName.RESET_PASSWORD.value)
     def reset_password(self, signal: ResetPasswordSignal) -> None:
         self._signals.append(signal)
 
@@ -318,7 +316,7 @@ class MfaSetupWorkflow:
     def progress(self, request: ProgressRequest) -> ProgressReport:
         return self._log.report(request)
 
-    @workflow.query(name=AuthQuery.MFA_ATTEMPT.value)
+    @workflow.query(name=QueryName.MFA_ATTEMPT.value)
     def attempt(self, request: MfaAttemptRequest) -> MfaAttempt:
         return self._attempts.get(request.attempt_id) or MfaAttempt(
             attempt_id=request.attempt_id,

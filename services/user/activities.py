@@ -21,7 +21,6 @@ from contracts.user import (
     AccountNotice,
     AccountNoticeInput,
     ActivityEntry,
-    ActivityName,
     BulkItemApplied,
     BulkItemInput,
     CreateProfileInput,
@@ -43,6 +42,7 @@ from contracts.user import (
     SyncProfileProjectionsInput,
     UpdateProfileInput,
     UpsertMembershipInput,
+    UserActivity,
     UserProfile,
     UserStatus,
 )
@@ -114,7 +114,7 @@ class UserActivities:
 
     # Profiles -------------------------------------------------------------------------
 
-    @service_activity(ActivityName.CREATE_PROFILE)
+    @service_activity(UserActivity.CREATE_PROFILE)
     async def create_profile(self, input: CreateProfileInput) -> UserProfile:
         """A new user's profile; it becomes visible in a tenant with upsert_membership."""
         require_context()
@@ -125,13 +125,13 @@ class UserActivities:
             raise ServiceError(ErrorKind.CONFLICT, "the user already exists with another email")
         return profile
 
-    @service_activity(ActivityName.GET_PROFILE)
+    @service_activity(UserActivity.GET_PROFILE)
     async def get_profile(self, input: GetProfileInput) -> UserProfile:
         """Read only: the profile as the caller's tenant sees it."""
         _context, membership = await self._member(input.user_id)
         return await self._profile_in_tenant(membership)
 
-    @service_activity(ActivityName.UPDATE_PROFILE)
+    @service_activity(UserActivity.UPDATE_PROFILE)
     async def update_profile(self, input: UpdateProfileInput) -> UserProfile:
         context, membership = await self._member(input.user_id)
         if context.user_id != input.user_id and not is_admin(context):
@@ -148,7 +148,7 @@ class UserActivities:
             update={"tenant_id": membership.tenant_id, "roles": list(membership.roles)}
         )
 
-    @service_activity(ActivityName.RESTORE_PROFILE)
+    @service_activity(UserActivity.RESTORE_PROFILE)
     async def restore_profile(self, input: RestoreProfileInput) -> UserProfile:
         """Compensation: returns the profile as it is afterwards (restored, or left alone
         because someone changed it since)."""
@@ -156,7 +156,7 @@ class UserActivities:
         await self.store.restore_profile(input.user_id, input.values, input.operation_id)
         return await self._profile_in_tenant(membership)
 
-    @service_activity(ActivityName.SYNC_PROFILE_PROJECTIONS)
+    @service_activity(UserActivity.SYNC_PROFILE_PROJECTIONS)
     async def sync_profile_projections(
         self, input: SyncProfileProjectionsInput
     ) -> ProjectionsSynced:
@@ -164,7 +164,7 @@ class UserActivities:
         tenants = await self.store.sync_projections(input.user_id, input.email, input.display_name)
         return ProjectionsSynced(user_id=input.user_id, tenant_ids=tenants)
 
-    @service_activity(ActivityName.DEACTIVATE_PROFILE)
+    @service_activity(UserActivity.DEACTIVATE_PROFILE)
     async def deactivate_profile(self, input: DeactivateProfileInput) -> ProfileStatusChanged:
         # Any status: a retry finds the membership already suspended by this deactivation.
         context, _membership = await self._member(input.user_id, active_only=False)
@@ -177,7 +177,7 @@ class UserActivities:
             user_id=input.user_id, status=UserStatus.DEACTIVATED, changed=changed
         )
 
-    @service_activity(ActivityName.REACTIVATE_PROFILE)
+    @service_activity(UserActivity.REACTIVATE_PROFILE)
     async def reactivate_profile(self, input: ReactivateProfileInput) -> ProfileStatusChanged:
         await self._member(input.user_id, active_only=False)
         changed = await self.store.reactivate_profile(input.user_id, input.operation_id)
@@ -187,20 +187,20 @@ class UserActivities:
 
     # Memberships ----------------------------------------------------------------------
 
-    @service_activity(ActivityName.UPSERT_MEMBERSHIP)
+    @service_activity(UserActivity.UPSERT_MEMBERSHIP)
     async def upsert_membership(self, input: UpsertMembershipInput) -> Membership:
         ensure_tenant(input.tenant_id, "membership")
         row = await self.store.upsert_membership(input.user_id, input.tenant_id, input.roles)
         return Membership.model_validate(row.model_dump(include=set(Membership.model_fields)))
 
-    @service_activity(ActivityName.SUSPEND_MEMBERSHIPS)
+    @service_activity(UserActivity.SUSPEND_MEMBERSHIPS)
     async def suspend_memberships(self, input: SuspendMembershipsInput) -> MembershipsChanged:
         context, _membership = await self._member(input.user_id, active_only=False)
         scope = None if input.all_tenants else context.tenant_id
         tenants = await self.store.suspend_memberships(input.user_id, input.operation_key, scope)
         return MembershipsChanged(user_id=input.user_id, tenant_ids=tenants)
 
-    @service_activity(ActivityName.RESTORE_MEMBERSHIPS)
+    @service_activity(UserActivity.RESTORE_MEMBERSHIPS)
     async def restore_memberships(self, input: RestoreMembershipsInput) -> MembershipsChanged:
         await self._member(input.user_id, active_only=False)
         tenants = await self.store.restore_memberships(input.user_id, input.operation_key)
@@ -208,7 +208,7 @@ class UserActivities:
 
     # Activity log ---------------------------------------------------------------------
 
-    @service_activity(ActivityName.RECORD_ACTIVITY)
+    @service_activity(UserActivity.RECORD_ACTIVITY)
     async def record_activity(self, input: RecordActivityInput) -> bool:
         """Writes the entry once (by its id); False if a retry found it written."""
         context = ensure_tenant(input.tenant_id, "activity log")
@@ -225,7 +225,7 @@ class UserActivities:
             )
         )
 
-    @service_activity(ActivityName.RECENT_ACTIVITY)
+    @service_activity(UserActivity.RECENT_ACTIVITY)
     async def recent_activity(self, input: RecentActivityInput) -> RecentActivity:
         """Read only: the user's recent activity in the caller's tenant (their own, or any
         member's for tenant admins)."""
@@ -237,7 +237,7 @@ class UserActivities:
 
     # Notifications --------------------------------------------------------------------
 
-    @service_activity(ActivityName.SEND_ACCOUNT_NOTICE)
+    @service_activity(UserActivity.SEND_ACCOUNT_NOTICE)
     async def send_account_notice(self, input: AccountNoticeInput) -> NoticeSent:
         """One email per idempotency key, whatever the retries."""
         _context, membership = await self._member(input.user_id, active_only=False)
@@ -275,7 +275,7 @@ class UserActivities:
 
     # Bulk operations ------------------------------------------------------------------
 
-    @service_activity(ActivityName.APPLY_BULK_ITEM)
+    @service_activity(UserActivity.APPLY_BULK_ITEM)
     async def apply_bulk_item(self, input: BulkItemInput) -> BulkItemApplied:
         """One user of a bulk operation, applied at most once per (operation, user)."""
         context = ensure_tenant(input.tenant_id, "bulk operation")

@@ -19,17 +19,16 @@ from temporalio.exceptions import ApplicationError, FailureError
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
 
+    from contracts.auth import AuthActivity, RevokeUserSessionsInput
     from contracts.context import RequestContext, current_context
     from contracts.errors import ErrorKind, error_kind
     from contracts.names import QueryName, SignalName, TaskQueue, WorkflowType
     from contracts.progress import EventKind, ProgressReport, ProgressRequest
     from contracts.user import (
         ADMIN_ROLES,
-        AUTH_REVOKE_USER_SESSIONS,
         AccountNotice,
         AccountNoticeInput,
         ActivityKind,
-        ActivityName,
         BulkItemApplied,
         BulkItemFailure,
         BulkItemInput,
@@ -51,10 +50,10 @@ with workflow.unsafe.imports_passed_through():
         RestoreMembershipsInput,
         RestoreProfileInput,
         RestoreUserSignal,
-        RevokeUserSessionsInput,
         SuspendMembershipsInput,
         SyncProfileProjectionsInput,
         UpdateProfileInput,
+        UserActivity,
         UserDeactivationInput,
         UserDeactivationResult,
         UserProfile,
@@ -155,7 +154,7 @@ def _record(
     context: RequestContext, entry_id: str, user_id: str, kind: ActivityKind, summary: str
 ) -> Awaitable[bool]:
     return _call(
-        ActivityName.RECORD_ACTIVITY,
+        UserActivity.RECORD_ACTIVITY,
         RecordActivityInput(
             entry_id=entry_id,
             tenant_id=context.tenant_id,
@@ -198,14 +197,14 @@ class UserProfileSyncWorkflow:
             current = await saga.step(
                 "load_profile",
                 lambda: _call(
-                    ActivityName.GET_PROFILE, GetProfileInput(user_id=input.user_id), UserProfile
+                    UserActivity.GET_PROFILE, GetProfileInput(user_id=input.user_id), UserProfile
                 ),
             )
             previous = current.values()
 
             async def undo_update() -> None:
                 restored = await _call(
-                    ActivityName.RESTORE_PROFILE,
+                    UserActivity.RESTORE_PROFILE,
                     RestoreProfileInput(
                         user_id=input.user_id, operation_id=operation_id, values=previous
                     ),
@@ -213,7 +212,7 @@ class UserProfileSyncWorkflow:
                     retry_policy=COMPENSATION_RETRY,
                 )
                 await _call(
-                    ActivityName.SYNC_PROFILE_PROJECTIONS,
+                    UserActivity.SYNC_PROFILE_PROJECTIONS,
                     SyncProfileProjectionsInput(
                         user_id=input.user_id,
                         email=restored.email,
@@ -226,7 +225,7 @@ class UserProfileSyncWorkflow:
             updated = await saga.step(
                 "update_profile",
                 lambda: _call(
-                    ActivityName.UPDATE_PROFILE,
+                    UserActivity.UPDATE_PROFILE,
                     UpdateProfileInput(
                         user_id=input.user_id,
                         changes=input.changes,
@@ -240,7 +239,7 @@ class UserProfileSyncWorkflow:
             synced = await saga.step(
                 "sync_projections",
                 lambda: _call(
-                    ActivityName.SYNC_PROFILE_PROJECTIONS,
+                    UserActivity.SYNC_PROFILE_PROJECTIONS,
                     SyncProfileProjectionsInput(
                         user_id=input.user_id,
                         email=updated.email,
@@ -320,7 +319,7 @@ class UserDeactivationWorkflow:
             await saga.step(
                 "deactivate_profile",
                 lambda: _call(
-                    ActivityName.DEACTIVATE_PROFILE,
+                    UserActivity.DEACTIVATE_PROFILE,
                     DeactivateProfileInput(
                         user_id=user_id,
                         operation_id=operation_id,
@@ -333,7 +332,7 @@ class UserDeactivationWorkflow:
             suspended = await saga.step(
                 "suspend_memberships",
                 lambda: _call(
-                    ActivityName.SUSPEND_MEMBERSHIPS,
+                    UserActivity.SUSPEND_MEMBERSHIPS,
                     SuspendMembershipsInput(
                         user_id=user_id, operation_key=operation_id, all_tenants=True
                     ),
@@ -344,8 +343,8 @@ class UserDeactivationWorkflow:
             await saga.step(
                 "revoke_sessions",
                 lambda: workflow.execute_activity(
-                    AUTH_REVOKE_USER_SESSIONS,
-                    RevokeUserSessionsInput(user_id=user_id),
+                    AuthActivity.REVOKE_USER_SESSIONS,
+                    RevokeUserSessionsInput(user_id=user_id, reason="deactivated"),
                     task_queue=TaskQueue.AUTH.value,
                     start_to_close_timeout=ACTIVITY_TIMEOUT,
                     retry_policy=DEFAULT_RETRY,
@@ -354,7 +353,7 @@ class UserDeactivationWorkflow:
             await saga.step(
                 "notify_user",
                 lambda: _call(
-                    ActivityName.SEND_ACCOUNT_NOTICE,
+                    UserActivity.SEND_ACCOUNT_NOTICE,
                     AccountNoticeInput(
                         user_id=user_id,
                         notice=AccountNotice.DEACTIVATED,
@@ -421,7 +420,7 @@ class UserDeactivationWorkflow:
             await saga.step(
                 "notify_restored",
                 lambda: _call(
-                    ActivityName.SEND_ACCOUNT_NOTICE,
+                    UserActivity.SEND_ACCOUNT_NOTICE,
                     AccountNoticeInput(
                         user_id=user_id,
                         notice=AccountNotice.RESTORED,
@@ -457,7 +456,7 @@ class UserDeactivationWorkflow:
         user_id: str, operation_id: str, retry_policy: RetryPolicy
     ) -> Awaitable[ProfileStatusChanged]:
         return _call(
-            ActivityName.REACTIVATE_PROFILE,
+            UserActivity.REACTIVATE_PROFILE,
             ReactivateProfileInput(user_id=user_id, operation_id=operation_id),
             ProfileStatusChanged,
             retry_policy=retry_policy,
@@ -468,7 +467,7 @@ class UserDeactivationWorkflow:
         user_id: str, operation_id: str, retry_policy: RetryPolicy
     ) -> Awaitable[MembershipsChanged]:
         return _call(
-            ActivityName.RESTORE_MEMBERSHIPS,
+            UserActivity.RESTORE_MEMBERSHIPS,
             RestoreMembershipsInput(user_id=user_id, operation_key=operation_id),
             MembershipsChanged,
             retry_policy=retry_policy,
@@ -531,7 +530,7 @@ class BulkUserOperationWorkflow:
     async def _item(self, operation_id: str, input: BulkUserOperationInput, user_id: str) -> None:
         try:
             await _call(
-                ActivityName.APPLY_BULK_ITEM,
+                UserActivity.APPLY_BULK_ITEM,
                 BulkItemInput(
                     operation_id=operation_id,
                     tenant_id=input.tenant_id,
@@ -597,7 +596,7 @@ class GetUserProfileWorkflow:
         return await _read_step(
             self._progress,
             "read_profile",
-            _read(ActivityName.GET_PROFILE, GetProfileInput(user_id=input.user_id), UserProfile),
+            _read(UserActivity.GET_PROFILE, GetProfileInput(user_id=input.user_id), UserProfile),
         )
 
 
@@ -617,7 +616,7 @@ class GetRecentActivityWorkflow:
             self._progress,
             "read_activity",
             _read(
-                ActivityName.RECENT_ACTIVITY,
+                UserActivity.RECENT_ACTIVITY,
                 RecentActivityInput(user_id=input.user_id, limit=input.limit),
                 RecentActivity,
             ),

@@ -9,9 +9,9 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from adx.settings import Settings
+from contracts.auth import AuthActivity, RevokeUserSessionsInput
 from contracts.context import current_context
 from contracts.names import TaskQueue
-from contracts.user import AUTH_REVOKE_USER_SESSIONS, RevokeUserSessionsInput
 from services.common.db import Database
 from services.user.service import SERVICE
 from services.user.store import UserStore
@@ -69,7 +69,7 @@ class AuthStandIn:
         self.calls: list[tuple[str, str | None]] = []
         self.fail_with: str | None = None
 
-    @activity.defn(name=AUTH_REVOKE_USER_SESSIONS)
+    @activity.defn(name=AuthActivity.REVOKE_USER_SESSIONS)
     async def revoke_user_sessions(self, input: RevokeUserSessionsInput) -> None:
         context = current_context()
         self.calls.append((input.user_id, context.tenant_id if context else None))

@@ -1,4 +1,4 @@
-"""The activities other services' workflows call by name (contracts.user.ActivityName) on the
+"""The activities other services' workflows call by name (contracts.user.UserActivity) on the
 user task queue: idempotent, and refused for data outside the caller's tenant."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Any
 
 from contracts.context import RequestContext, use_context
 from contracts.errors import ErrorKind
-from contracts.user import ActivityName, MembershipStatus
+from contracts.user import MembershipStatus, UserActivity
 from services.user.store import UserStore, memberships
 from tests.services.user.flows import (
     CALLER_WORKFLOW,
@@ -48,10 +48,10 @@ async def test_onboarding_creates_the_profile_and_membership_once(
     outcomes = await _call(
         service,
         newcomer,
-        (ActivityName.CREATE_PROFILE, profile),
-        (ActivityName.CREATE_PROFILE, profile),  # a retried onboarding step
-        (ActivityName.UPSERT_MEMBERSHIP, membership),
-        (ActivityName.UPSERT_MEMBERSHIP, membership),
+        (UserActivity.CREATE_PROFILE, profile),
+        (UserActivity.CREATE_PROFILE, profile),  # a retried onboarding step
+        (UserActivity.UPSERT_MEMBERSHIP, membership),
+        (UserActivity.UPSERT_MEMBERSHIP, membership),
     )
     assert [o.error_type for o in outcomes] == [None, None, None, None]
     created = outcomes[0].result
@@ -76,11 +76,11 @@ async def test_activities_refuse_data_of_another_tenant(
     outcomes = await _call(
         service,
         BOB_IN_GLOBEX,
-        (ActivityName.UPSERT_MEMBERSHIP, {"user_id": BOB.id, "tenant_id": "acme"}),
-        (ActivityName.SUSPEND_MEMBERSHIPS, {"user_id": carol, "operation_key": "k"}),
-        (ActivityName.GET_PROFILE, {"user_id": carol}),
+        (UserActivity.UPSERT_MEMBERSHIP, {"user_id": BOB.id, "tenant_id": "acme"}),
+        (UserActivity.SUSPEND_MEMBERSHIPS, {"user_id": carol, "operation_key": "k"}),
+        (UserActivity.GET_PROFILE, {"user_id": carol}),
         (
-            ActivityName.RECORD_ACTIVITY,
+            UserActivity.RECORD_ACTIVITY,
             {
                 "entry_id": "x",
                 "tenant_id": "acme",
@@ -89,7 +89,7 @@ async def test_activities_refuse_data_of_another_tenant(
                 "summary": "forged",
             },
         ),
-        (ActivityName.GET_PROFILE, {"user_id": "nobody-at-all"}),
+        (UserActivity.GET_PROFILE, {"user_id": "nobody-at-all"}),
     )
     assert [(o.error_type, o.non_retryable) for o in outcomes] == [
         (ErrorKind.TENANT_ISOLATION.value, True),
@@ -116,8 +116,8 @@ async def test_suspension_by_the_tenant_service_is_scoped_and_reversible(
     outcomes = await _call(
         service,
         BOB_IN_GLOBEX,
-        (ActivityName.SUSPEND_MEMBERSHIPS, {"user_id": ALICE.id, "operation_key": "t-1"}),
-        (ActivityName.SUSPEND_MEMBERSHIPS, {"user_id": ALICE.id, "operation_key": "t-1"}),
+        (UserActivity.SUSPEND_MEMBERSHIPS, {"user_id": ALICE.id, "operation_key": "t-1"}),
+        (UserActivity.SUSPEND_MEMBERSHIPS, {"user_id": ALICE.id, "operation_key": "t-1"}),
     )
     assert [o.result for o in outcomes] == [{"user_id": ALICE.id, "tenant_ids": ["globex"]}] * 2
     statuses = {m.tenant_id: m.status for m in await service_store.memberships_of(ALICE.id)}
@@ -125,7 +125,7 @@ async def test_suspension_by_the_tenant_service_is_scoped_and_reversible(
     restored = await _call(
         service,
         BOB_IN_GLOBEX,
-        (ActivityName.RESTORE_MEMBERSHIPS, {"user_id": ALICE.id, "operation_key": "t-1"}),
+        (UserActivity.RESTORE_MEMBERSHIPS, {"user_id": ALICE.id, "operation_key": "t-1"}),
     )
     assert restored[0].result == {"user_id": ALICE.id, "tenant_ids": ["globex"]}
     statuses = {m.tenant_id: m.status for m in await service_store.memberships_of(ALICE.id)}

@@ -20,7 +20,6 @@ from contracts.progress import EventKind
 from contracts.user import (
     ActivityEntry,
     ActivityKind,
-    ActivityName,
     BulkAction,
     BulkItemFailure,
     BulkUserOperationInput,
@@ -32,6 +31,7 @@ from contracts.user import (
     ProfileChanges,
     RecentActivity,
     RecordActivityInput,
+    UserActivity,
     UserDeactivationResult,
     UserProfile,
     UserProfileSyncInput,
@@ -113,7 +113,7 @@ async def test_profile_sync_updates_the_profile_and_every_projection(
     ]
 
 
-@activity.defn(name=ActivityName.RECORD_ACTIVITY)
+@activity.defn(name=UserActivity.RECORD_ACTIVITY)
 async def failing_record_activity(input: RecordActivityInput) -> bool:
     raise ApplicationError(
         "the activity log is unavailable", type="ExternalServiceError", non_retryable=True
