@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from pydantic import BaseModel
 
+from contracts import user
 from contracts.names import WorkflowType
 
 
@@ -24,8 +25,47 @@ class CatalogEntry:
     roles: frozenset[str] = field(default_factory=frozenset)
 
 
-CATALOG: dict[str, CatalogEntry] = {}
+ADMINS = frozenset({"owner", "admin"})
+QUICK = timedelta(seconds=5)
 
+_ENTRIES = [
+    # user service
+    CatalogEntry(
+        WorkflowType.GET_USER_PROFILE,
+        user.GetUserProfileInput,
+        "a member's profile (read)",
+        result_model=user.UserProfile,
+        sync_budget=QUICK,
+    ),
+    CatalogEntry(
+        WorkflowType.GET_RECENT_ACTIVITY,
+        user.GetRecentActivityInput,
+        "a member's recent activity (read)",
+        result_model=user.RecentActivity,
+        sync_budget=QUICK,
+    ),
+    CatalogEntry(
+        WorkflowType.USER_PROFILE_SYNC,
+        user.UserProfileSyncInput,
+        "change a profile and sync it to every projection",
+        result_model=user.UserProfileSyncResult,
+        sync_budget=QUICK,
+        roles=ADMINS,
+    ),
+    CatalogEntry(
+        WorkflowType.USER_DEACTIVATION,
+        user.UserDeactivationInput,
+        "deactivate a user (reversible within the grace period)",
+        result_model=user.UserDeactivationResult,
+        roles=ADMINS,
+    ),
+    CatalogEntry(
+        WorkflowType.BULK_USER_OPERATION,
+        user.BulkUserOperationInput,
+        "apply one action to many users",
+        result_model=user.BulkUserOperationResult,
+        roles=ADMINS,
+    ),
+]
 
-def register(entry: CatalogEntry) -> None:
-    CATALOG[entry.workflow_type.value] = entry
+CATALOG: dict[str, CatalogEntry] = {entry.workflow_type.value: entry for entry in _ENTRIES}

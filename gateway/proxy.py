@@ -86,7 +86,12 @@ async def proxy(request: Request) -> Response:
             request=request,
             service=service,
         )
-    headers = {k: v for k, v in answer.headers.items() if k.lower() not in _HOP_BY_HOP}
+    # The gateway's own middleware sets the correlation header on the way out.
+    headers = {
+        k: v
+        for k, v in answer.headers.items()
+        if k.lower() not in _HOP_BY_HOP and k.lower() != CORRELATION_HEADER
+    }
     return StreamingResponse(
         answer.aiter_raw(),
         status_code=answer.status_code,

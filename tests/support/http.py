@@ -13,11 +13,14 @@ from tests.support.servers import free_port
 
 
 @asynccontextmanager
-async def serve_app(app: ASGIApp) -> AsyncIterator[str]:
-    """Runs ``app`` with uvicorn on a free port; yields its base URL."""
+async def serve_app(app: ASGIApp, *, lifespan: bool = False) -> AsyncIterator[str]:
+    """Runs ``app`` with uvicorn on a free port (with its lifespan when asked); yields its
+    base URL."""
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off")
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_config=None, lifespan="on" if lifespan else "off"
+        )
     )
     task = asyncio.create_task(server.serve())
     try:
