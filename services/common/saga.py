@@ -12,6 +12,7 @@ from temporalio import workflow
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
+    CancelledError,
     ChildWorkflowError,
     is_cancelled_exception,
 )
@@ -68,11 +69,14 @@ class Saga:
         return self.compensated
 
     def failure(self, error: BaseException) -> BaseException:
-        """What the workflow raises after compensating: the cancellation itself (so the
-        operation ends CANCELED), or an ApplicationError with the cause's kind and safe
-        message and the compensations that ran."""
+        """What the workflow raises after compensating: a cancellation (so the operation ends
+        CANCELED), or an ApplicationError with the cause's kind and safe message and the
+        compensations that ran.
+
+        Always a new exception: ``raise saga.failure(error) from error`` must not rewrite the
+        original's cause (an ActivityError is a cancellation only through its cause)."""
         if is_cancelled_exception(error):
-            return error
+            return CancelledError("the operation was cancelled")
         cause = root_cause(error)
         if isinstance(cause, ApplicationError):
             kind = error_kind(cause.type)

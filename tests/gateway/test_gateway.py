@@ -23,7 +23,12 @@ async def wait_status(
         if body["status"] == wanted:
             return body
         await asyncio.sleep(0.05)
-    raise AssertionError(f"{operation_id} never reached {wanted}: {body}")
+    result = (
+        await http.get(
+            f"{stack.gateway}/api/workflows/{operation_id}/result", headers=stack.headers()
+        )
+    ).json()
+    raise AssertionError(f"{operation_id} never reached {wanted}: {body} {result}")
 
 
 async def test_direct_route_is_proxied_with_identity_and_correlation(
