@@ -9,6 +9,7 @@ from adx.problems import problem, problem_for
 from contracts.errors import ErrorKind
 from workflow_client.errors import (
     InvalidOperationId,
+    InvalidPageToken,
     OperationAlreadyExists,
     OperationNotFound,
     TemporalUnavailable,
@@ -21,6 +22,8 @@ from workflow_client.errors import (
 def problem_from(error: WorkflowClientError, request: Request) -> JSONResponse:
     if isinstance(error, OperationNotFound | InvalidOperationId):
         return problem_for(ErrorKind.NOT_FOUND, "operation not found", request=request)
+    if isinstance(error, InvalidPageToken):
+        return problem_for(ErrorKind.VALIDATION, "invalid page_token", request=request)
     if isinstance(error, UnknownWorkflowType):
         return problem_for(ErrorKind.NOT_FOUND, str(error), request=request)
     if isinstance(error, OperationAlreadyExists):

@@ -253,8 +253,6 @@ async def list_operations(request: Request) -> Response:
             page_size=query.page_size,
             page_token=query.page_token,
         )
-    except (WorkflowClientError, ValueError) as error:
-        if isinstance(error, WorkflowClientError):
-            return problem_from(error, request)
-        return problem_for(ErrorKind.VALIDATION, "invalid page_token", request=request)
+    except WorkflowClientError as error:
+        return problem_from(error, request)
     return JSONResponse(page.model_dump(mode="json"))

@@ -16,6 +16,7 @@ from strawberry.extensions import MaskErrors
 from contracts.errors import ErrorKind
 from workflow_client.errors import (
     InvalidOperationId,
+    InvalidPageToken,
     OperationAlreadyExists,
     OperationNotFound,
     TemporalUnavailable,
@@ -118,7 +119,7 @@ def from_workflow_error(error: WorkflowClientError) -> ClientError:
     """workflow_client's errors as GraphQL errors (another tenant's operation: NOT_FOUND)."""
     if isinstance(error, OperationNotFound | InvalidOperationId):
         return not_found("operation")
-    if isinstance(error, UnknownWorkflowType):
+    if isinstance(error, UnknownWorkflowType | InvalidPageToken):
         return ClientError(ErrorCode.BAD_USER_INPUT, str(error))
     if isinstance(error, OperationAlreadyExists):
         return ClientError(ErrorCode.CONFLICT, str(error))

@@ -38,6 +38,13 @@ class InvalidOperationId(WorkflowClientError):
         self.operation_id = operation_id
 
 
+class InvalidPageToken(WorkflowClientError, ValueError):
+    """A page token that did not come from a previous page."""
+
+    def __init__(self) -> None:
+        super().__init__("invalid page token")
+
+
 class UnknownWorkflowType(WorkflowClientError):
     def __init__(self, workflow_type: str) -> None:
         super().__init__(f"unknown workflow type {workflow_type!r}")

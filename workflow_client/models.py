@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
@@ -33,13 +35,34 @@ class OperationPage(BaseModel):
         default=None, description="Opaque; pass it back to get the next page."
     )
 
-    @staticmethod
-    def encode_token(raw: bytes | None) -> str | None:
-        return base64.urlsafe_b64encode(raw).decode() if raw else None
 
-    @staticmethod
-    def decode_token(token: str | None) -> bytes | None:
-        return base64.urlsafe_b64decode(token.encode()) if token else None
+class PageTokens:
+    """Temporal's page tokens, signed: a token that was not issued here is refused at once
+    (sent to the server, a forged token is retried by the client for seconds)."""
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def encode(self, raw: bytes | None) -> str | None:
+        if not raw:
+            return None
+        return base64.urlsafe_b64encode(self._mac(raw) + raw).decode()
+
+    def decode(self, token: str | None) -> bytes | None:
+        """The raw token; ValueError when it is malformed or not signed with this key."""
+        if token is None:
+            return None
+        blob = base64.urlsafe_b64decode(token.encode())
+        mac, raw = blob[:_MAC_SIZE], blob[_MAC_SIZE:]
+        if not raw or not hmac.compare_digest(mac, self._mac(raw)):
+            raise ValueError("page token not issued here")
+        return raw
+
+    def _mac(self, raw: bytes) -> bytes:
+        return hmac.new(self._key, raw, hashlib.sha256).digest()[:_MAC_SIZE]
+
+
+_MAC_SIZE = 16
 
 
 class OperationSnapshot(BaseModel):

@@ -8,6 +8,9 @@ started it; to any other tenant it does not exist (OperationNotFound, never "for
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import os
 import re
 import uuid
 from collections import OrderedDict
@@ -51,8 +54,10 @@ from contracts.errors import ErrorKind, error_kind
 from contracts.names import WORKFLOW_TASK_QUEUES, QueryName, SearchAttribute
 from contracts.operations import OperationStatus
 from contracts.progress import Progress, ProgressReport, ProgressRequest
+from workflow_client.codec import EncryptionCodec
 from workflow_client.errors import (
     InvalidOperationId,
+    InvalidPageToken,
     OperationAlreadyExists,
     OperationNotFound,
     TemporalUnavailable,
@@ -65,6 +70,7 @@ from workflow_client.models import (
     Operation,
     OperationPage,
     OperationSnapshot,
+    PageTokens,
     StartOutcome,
     StartRequest,
 )
@@ -110,6 +116,18 @@ _RETRYABLE_STATUSES = frozenset(
         OperationStatus.TIMED_OUT,
     }
 )
+
+
+def page_token_key(client: Client) -> bytes:
+    """Derived from the payload encryption key, so every gateway and BFF instance accepts the
+    tokens the others issued; a client without the codec gets a per-process key."""
+    codec = client.data_converter.payload_codec
+    if isinstance(codec, EncryptionCodec):
+        return hmac.new(codec.keyring.active_key, b"adx page tokens", hashlib.sha256).digest()
+    return _PROCESS_TOKEN_KEY
+
+
+_PROCESS_TOKEN_KEY = os.urandom(32)
 
 
 def map_status(status: WorkflowExecutionStatus | None) -> OperationStatus:
@@ -169,6 +187,7 @@ class WorkflowOperations:
             str(k): str(v) for k, v in WORKFLOW_TASK_QUEUES.items()
         }
         self._closed = _ClosedCache(closed_cache_size)
+        self._page_tokens = PageTokens(page_token_key(client))
         self._query_timeout = query_timeout
 
     # Starting -----------------------------------------------------------------------
@@ -370,10 +389,14 @@ class WorkflowOperations:
             clauses.append(f"{SearchAttribute.OPERATION_TYPE} = '{_query_value(workflow_type)}'")
         if status is not None:
             clauses.append(f"ExecutionStatus = '{_VISIBILITY_STATUS[status]}'")
+        try:
+            token = self._page_tokens.decode(page_token)
+        except ValueError as error:
+            raise InvalidPageToken() from error
         iterator = self.client.list_workflows(
             " AND ".join(clauses),
             page_size=max(1, min(page_size, 100)),
-            next_page_token=OperationPage.decode_token(page_token),
+            next_page_token=token,
         )
         try:
             await iterator.fetch_next_page()
@@ -383,7 +406,7 @@ class WorkflowOperations:
         operations = [await _operation_from(execution) for execution in executions]
         return OperationPage(
             operations=operations,
-            next_page_token=OperationPage.encode_token(iterator.next_page_token),
+            next_page_token=self._page_tokens.encode(iterator.next_page_token),
         )
 
     # Changing -----------------------------------------------------------------------

@@ -67,8 +67,6 @@ class Query:
             )
         except WorkflowClientError as error:
             raise from_workflow_error(error) from error
-        except ValueError as error:
-            raise ClientError(ErrorCode.BAD_USER_INPUT, "invalid cursor") from error
         cursor = page.next_page_token or ""
         return Connection(
             edges=[Edge(cursor=cursor, node=Operation.of(op)) for op in page.operations],

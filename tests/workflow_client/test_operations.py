@@ -24,6 +24,7 @@ from tests.workflow_client.flows import StepsInput, StepsResult, WaitInput, WhoA
 from workflow_client.connect import connect
 from workflow_client.errors import (
     InvalidOperationId,
+    InvalidPageToken,
     OperationNotFound,
     TemporalUnavailable,
     UnknownWorkflowType,
@@ -421,3 +422,11 @@ async def _wait_status(
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"never reached {status}")
+
+
+async def test_a_page_token_not_issued_here_is_refused_at_once(
+    ops: WorkflowOperations, alice: RequestContext
+) -> None:
+    for forged in ("AAAA", "0w==", "not base64!"):
+        with pytest.raises(InvalidPageToken):
+            await ops.list_operations(alice, page_token=forged)
