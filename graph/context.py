@@ -17,8 +17,10 @@ from adx.identity import InvalidToken, bearer_token
 from adx.jwks import JwksVerifier
 from adx.settings import Settings
 from contracts.context import RequestContext
+from gateway_client import GatewayClient
 from graph.errors import unauthenticated
 from graph.metrics import BffMetrics
+from subscriptions.hub import ProgressHub
 from workflow_client.operations import WorkflowOperations
 
 BatchLoad = Callable[[list[Any]], Coroutine[Any, Any, list[Any]]]
@@ -33,8 +35,18 @@ class BffDependencies:
     operations: WorkflowOperations
     verifier: JwksVerifier
     metrics: BffMetrics
-    # Domain clients a BFF adds (gateway client, progress hub, ...), by name.
+    # Further clients by name: "gateway" (GatewayClient), "hub" (ProgressHub), "http".
     extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def gateway(self) -> GatewayClient:
+        client: GatewayClient = self.extras["gateway"]
+        return client
+
+    @property
+    def hub(self) -> ProgressHub:
+        hub: ProgressHub = self.extras["hub"]
+        return hub
 
 
 class GraphContext:

@@ -14,6 +14,16 @@ from graphql import GraphQLError
 from strawberry.extensions import MaskErrors
 
 from contracts.errors import ErrorKind
+from gateway_client.errors import (
+    GatewayBadRequest,
+    GatewayConflict,
+    GatewayError,
+    GatewayForbidden,
+    GatewayNotFound,
+    GatewayRateLimited,
+    GatewayUnauthorized,
+    GatewayUnavailable,
+)
 from workflow_client.errors import (
     InvalidOperationId,
     InvalidPageToken,
@@ -132,4 +142,24 @@ def from_workflow_error(error: WorkflowClientError) -> ClientError:
         )
     if isinstance(error, TemporalUnavailable):
         return ClientError(ErrorCode.UNAVAILABLE, "the workflow engine is unavailable")
+    return ClientError(ErrorCode.INTERNAL, "internal error")
+
+
+def from_gateway_error(error: GatewayError) -> ClientError:
+    """The gateway's problem+json answers as GraphQL errors."""
+    if isinstance(error, GatewayBadRequest):
+        fields = [{"field": f.field, "message": f.message} for f in error.errors]
+        return bad_input(error.detail or "invalid input", fields)
+    if isinstance(error, GatewayUnauthorized):
+        return unauthenticated()
+    if isinstance(error, GatewayForbidden):
+        return ClientError(ErrorCode.FORBIDDEN, error.detail or "not allowed")
+    if isinstance(error, GatewayNotFound):
+        return ClientError(ErrorCode.NOT_FOUND, error.detail or "not found")
+    if isinstance(error, GatewayConflict):
+        return ClientError(ErrorCode.CONFLICT, error.detail or "conflict")
+    if isinstance(error, GatewayRateLimited):
+        return ClientError(ErrorCode.UNAVAILABLE, "rate limited", retryAfter=error.retry_after)
+    if isinstance(error, GatewayUnavailable):
+        return ClientError(ErrorCode.UNAVAILABLE, "a backend service is unavailable")
     return ClientError(ErrorCode.INTERNAL, "internal error")

@@ -17,6 +17,7 @@ from temporalio.client import Client
 from adx.jwks import JwksVerifier
 from adx.logging import configure_logging
 from adx.settings import Settings, get_settings
+from gateway_client import GatewayClient
 from graph.app import create_bff_app
 from graph.context import BffDependencies
 from graph.metrics import BffMetrics, MetricsExtension
@@ -61,10 +62,16 @@ class Subgraph:
 
 
 async def open_dependencies(
-    name: str, settings: Settings, *, client: Client | None = None
+    name: str,
+    settings: Settings,
+    *,
+    client: Client | None = None,
+    operations: WorkflowOperations | None = None,
 ) -> BffDependencies:
+    """``client`` or ``operations``: already connected ones (tests); otherwise one connects."""
     http = httpx.AsyncClient()
-    operations = WorkflowOperations(client or await connect(settings))
+    operations = operations or WorkflowOperations(client or await connect(settings))
+    metrics = BffMetrics(name)
     deps = BffDependencies(
         name=name,
         settings=settings,
@@ -76,13 +83,18 @@ async def open_dependencies(
             http=http,
             cache_seconds=settings.jwks_cache_seconds,
         ),
-        metrics=BffMetrics(name),
-        extras={"http": http, "hub": ProgressHub(operations)},
+        metrics=metrics,
+        extras={
+            "http": http,
+            "hub": ProgressHub(operations),
+            "gateway": GatewayClient.from_settings(settings, registry=metrics.registry),
+        },
     )
     return deps
 
 
 async def close_dependencies(deps: BffDependencies) -> None:
+    await deps.gateway.aclose()
     http = deps.extras.get("http")
     if isinstance(http, httpx.AsyncClient):
         await http.aclose()

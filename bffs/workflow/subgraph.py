@@ -24,7 +24,6 @@ from graph.permissions import IsAuthenticated
 from graph.runtime import Subgraph
 from graph.types import Connection, Edge, PageInfo, page_size
 from subscriptions.events import StreamInterrupted
-from subscriptions.hub import ProgressHub
 from workflow_client.errors import WorkflowClientError
 
 
@@ -120,9 +119,8 @@ class Subscription:
         self, info: Info[GraphContext, Any], id: strawberry.ID, from_offset: int | None = None
     ) -> AsyncGenerator[ProgressUpdate, None]:
         identity = await info.context.require_identity()
-        hub: ProgressHub = info.context.deps.extras["hub"]
         try:
-            stream = await hub.subscribe(identity, str(id), from_offset or 0)
+            stream = await info.context.deps.hub.subscribe(identity, str(id), from_offset or 0)
         except WorkflowClientError as error:
             raise from_workflow_error(error) from error
         try:

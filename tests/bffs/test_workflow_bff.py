@@ -31,12 +31,9 @@ PROGRESS = """subscription($id: ID!, $from: Int) { operationProgress(id: $id, fr
 async def bff(
     settings: Settings, client: Client, demo_queue: str, demo_worker: None
 ) -> AsyncIterator[tuple[str, BffDependencies]]:
-    async with running_bff(SUBGRAPH, settings, client=client) as running:
-        deps = running[1]
-        # The demo workflows run on the test's queue.
-        deps.operations = WorkflowOperations(client, task_queues={"demo_steps": demo_queue})
-        hub = deps.extras["hub"]
-        hub._ops = deps.operations
+    # The demo workflows run on the test's queue.
+    operations = WorkflowOperations(client, task_queues={"demo_steps": demo_queue})
+    async with running_bff(SUBGRAPH, settings, operations=operations) as running:
         yield running
 
 

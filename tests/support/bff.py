@@ -22,6 +22,7 @@ from contracts.context import RequestContext
 from graph.context import BffDependencies
 from graph.runtime import Subgraph, close_dependencies, create_app, open_dependencies
 from tests.support.http import serve_app
+from workflow_client.operations import WorkflowOperations
 
 
 def issue_token(settings: Settings, who: RequestContext) -> str:
@@ -49,11 +50,15 @@ async def jwks_endpoint(settings: Settings) -> AsyncIterator[str]:
 
 @asynccontextmanager
 async def running_bff(
-    subgraph: Subgraph, settings: Settings, *, client: Client | None = None
+    subgraph: Subgraph,
+    settings: Settings,
+    *,
+    client: Client | None = None,
+    operations: WorkflowOperations | None = None,
 ) -> AsyncIterator[tuple[str, BffDependencies]]:
     async with jwks_endpoint(settings) as jwks_url:
         own = settings.model_copy(update={"jwks_url": jwks_url})
-        deps = await open_dependencies(subgraph.name, own, client=client)
+        deps = await open_dependencies(subgraph.name, own, client=client, operations=operations)
         try:
             async with serve_app(create_app(subgraph, deps)) as url:
                 yield url, deps
