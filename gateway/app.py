@@ -28,7 +28,9 @@ from gateway.metrics import GatewayMetrics, MetricsMiddleware
 from gateway.openapi import build_openapi
 from gateway.proxy import proxy
 from gateway.ratelimit import RateLimits
+from gateway.stream import stream
 from gateway.upstreams import Upstreams
+from subscriptions.hub import ProgressHub
 from workflow_client.connect import connect, ensure_namespace
 from workflow_client.operations import WorkflowOperations
 
@@ -55,6 +57,7 @@ def create_gateway_app(settings: Settings, *, client: Client | None = None) -> S
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         temporal = client or await connect(settings)
         app.state.operations = WorkflowOperations(temporal)
+        app.state.hub = ProgressHub(app.state.operations)
         upstreams.start_health_checks()
         log.info("gateway.started", url=settings.url("gateway"))
         try:
@@ -99,6 +102,7 @@ def create_gateway_app(settings: Settings, *, client: Client | None = None) -> S
             Route("/api/workflows/{id}/result", workflows.result, methods=["GET"]),
             Route("/api/workflows/{id}/cancel", workflows.cancel, methods=["POST"]),
             Route("/api/workflows/{id}/retry", workflows.retry, methods=["POST"]),
+            Route("/api/workflows/{id}/stream", stream, methods=["GET"]),
             Route("/api/workflows/{type}", workflows.start, methods=["POST"]),
             Route("/api/{service}/{path:path}", proxy, methods=methods),
         ],

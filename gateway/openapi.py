@@ -155,6 +155,25 @@ def build_openapi() -> dict[str, Any]:
             "responses": {"200": _json({"type": "object"}, "completed"), "202": ACCEPTED, **ERRORS},
         }
     }
+    paths["/api/workflows/{id}/stream"] = {
+        "get": {
+            "summary": "progress as Server-Sent Events (id = offset; resume with Last-Event-ID)",
+            "operationId": "operation_stream",
+            "parameters": [
+                OPERATION_ID_PARAM,
+                {
+                    "name": "Last-Event-ID",
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string", "pattern": "^[0-9]{1,9}$"},
+                },
+            ],
+            "responses": {
+                "200": {"description": "event stream", "content": {"text/event-stream": {}}},
+                **ERRORS,
+            },
+        }
+    }
     paths["/api/workflows/{id}/cancel"] = {
         "post": {
             "summary": "request cancellation (compensations run)",

@@ -35,12 +35,12 @@ class ListQuery(BaseModel):
     page_token: str | None = Field(default=None, max_length=4096)
 
 
-def _caller(request: Request) -> RequestContext | None:
+def caller_of(request: Request) -> RequestContext | None:
     identity: RequestContext | None = getattr(request.state, "identity", None)
     return identity
 
 
-def _unauthenticated(request: Request) -> JSONResponse:
+def unauthenticated(request: Request) -> JSONResponse:
     return problem_for(
         ErrorKind.AUTHENTICATION,
         "a bearer access token is required",
@@ -93,9 +93,9 @@ async def _read_json(request: Request) -> bytes | Response:
 
 
 async def start(request: Request) -> Response:
-    caller = _caller(request)
+    caller = caller_of(request)
     if caller is None:
-        return _unauthenticated(request)
+        return unauthenticated(request)
     entry = CATALOG.get(request.path_params["type"])
     if entry is None:
         return problem_for(ErrorKind.NOT_FOUND, "unknown workflow type", request=request)
@@ -142,9 +142,9 @@ async def start(request: Request) -> Response:
 
 
 async def status(request: Request) -> Response:
-    caller = _caller(request)
+    caller = caller_of(request)
     if caller is None:
-        return _unauthenticated(request)
+        return unauthenticated(request)
     after = request.query_params.get("after_offset")
     if after is not None and not after.isdigit():
         return problem_for(
@@ -172,9 +172,9 @@ async def status(request: Request) -> Response:
 
 
 async def result(request: Request) -> Response:
-    caller = _caller(request)
+    caller = caller_of(request)
     if caller is None:
-        return _unauthenticated(request)
+        return unauthenticated(request)
     ops = _ops(request)
     operation_id = request.path_params["id"]
     try:
@@ -202,9 +202,9 @@ async def result(request: Request) -> Response:
 
 
 async def cancel(request: Request) -> Response:
-    caller = _caller(request)
+    caller = caller_of(request)
     if caller is None:
-        return _unauthenticated(request)
+        return unauthenticated(request)
     body = await _read_json(request)
     if isinstance(body, Response):
         return body
@@ -227,9 +227,9 @@ async def cancel(request: Request) -> Response:
 
 
 async def retry(request: Request) -> Response:
-    caller = _caller(request)
+    caller = caller_of(request)
     if caller is None:
-        return _unauthenticated(request)
+        return unauthenticated(request)
     try:
         operation = await _ops(request).retry(caller, request.path_params["id"])
     except WorkflowClientError as error:
@@ -238,9 +238,9 @@ async def retry(request: Request) -> Response:
 
 
 async def list_operations(request: Request) -> Response:
-    caller = _caller(request)
+    caller = caller_of(request)
     if caller is None:
-        return _unauthenticated(request)
+        return unauthenticated(request)
     try:
         query = ListQuery.model_validate(dict(request.query_params))
     except ValidationError as error:

@@ -20,12 +20,12 @@ from gateway.app import create_gateway_app
 from services.common.dev_seed import seed_user_id
 from services.user.service import SERVICE as USER_SERVICE
 from tests.support.bff import issue_token, jwks_endpoint
-from tests.support.demo import client
+from tests.support.demo import _reset_flows, client, demo_queue, demo_worker
 from tests.support.http import serve_app
 from tests.support.services import running_service
 from workflow_client.worker import create_worker
 
-__all__ = ["client"]
+__all__ = ["_reset_flows", "client", "demo_queue", "demo_worker"]
 
 ALICE = RequestContext(
     user_id=seed_user_id("alice@acme.test"), tenant_id="acme", roles=("owner", "admin", "member")
