@@ -134,6 +134,15 @@ class Settings(BaseSettings):
     jwks_url: str | None = None
     jwks_cache_seconds: float = 300.0
 
+    # File service
+    file_storage_root: Path | None = None  # None: <data_dir>/files
+    file_max_upload_bytes: int = 512 * 1024 * 1024
+    file_default_quota_bytes: int = 1024 * 1024 * 1024
+    file_allowed_content_types: list[str] | None = None  # None: the built-in list
+    # clamd's Unix socket; unset: no virus scanner (refused in production)
+    file_clamd_socket: Path | None = None
+    file_scan_timeout_seconds: float = 300.0
+
     # Development seed data (never created with production settings)
     dev_seed: bool = True
     dev_seed_password: SecretStr = SecretStr("dev-password-123")

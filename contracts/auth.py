@@ -55,6 +55,12 @@ class AuthActivity(StrEnum):
     VERIFY_MFA_CODE = "auth.verify_mfa_code"
     ENABLE_MFA = "auth.enable_mfa"
     DISCARD_MFA_SECRET = "auth.discard_mfa_secret"  # noqa: S105 (an activity name)
+    # For the cross-service workflows (user onboarding, compliance export and erasure).
+    CREATE_INVITED_USER = "auth.create_invited_user"
+    DELETE_INVITED_USER = "auth.delete_invited_user"  # compensates create_invited_user
+    SEND_INVITATION = "auth.send_invitation"
+    EXPORT_USER_DATA = "auth.export_user_data"
+    ERASE_USER_DATA = "auth.erase_user_data"
 
 
 # Roles and permissions --------------------------------------------------------------------
@@ -126,6 +132,9 @@ class UserStatus(StrEnum):
     PENDING = "pending"
     ACTIVE = "active"
     DEACTIVATED = "deactivated"
+    # Created by an admin (user onboarding); active once the user chose a password with the
+    # invitation link.
+    INVITED = "invited"
 
 
 class GrantStatus(StrEnum):
@@ -431,3 +440,46 @@ class EnableMfaInput(BaseModel):
 class MfaSecretInput(BaseModel):
     user_id: str
     secret_id: str
+
+
+# Cross-service workflows (user onboarding, compliance) ---------------------------------------
+
+
+class CreateInvitedUserInput(BaseModel):
+    """An invited account for ``email`` (no password: the invitation link sets it). Its id
+    derives from ``operation_id``, so a retry finds it instead of creating a second one."""
+
+    email: str = Field(max_length=320, pattern=r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+    operation_id: str = Field(min_length=1, max_length=255)
+
+
+class InvitedUser(BaseModel):
+    user_id: str
+    email: str
+    status: UserStatus
+    # True: this operation created the account (its compensation may delete it); False: an
+    # invitation of another operation was still open and is reused.
+    created: bool
+
+
+class DeleteInvitedUserInput(BaseModel):
+    """Deletes the account only if ``operation_id`` created it and it is still invited."""
+
+    user_id: str
+    operation_id: str = Field(min_length=1, max_length=255)
+
+
+class SendInvitationInput(BaseModel):
+    """One single-use set-password token and one email per operation (no secret in history)."""
+
+    user_id: str
+    operation_id: str = Field(min_length=1, max_length=255)
+    tenant_name: str = Field(min_length=1, max_length=200)
+    display_name: str = Field(min_length=1, max_length=100)
+    expires_at: datetime
+
+
+class InvitationSent(BaseModel):
+    token_id: str
+    expires_at: datetime
+    email_sent: bool

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -28,12 +28,19 @@ class UserActivity(StrEnum):
     UPSERT_MEMBERSHIP = "user.upsert_membership"
     SUSPEND_MEMBERSHIPS = "user.suspend_memberships"
     RESTORE_MEMBERSHIPS = "user.restore_memberships"
+    REMOVE_MEMBERSHIP = "user.remove_membership"  # compensates upsert_membership of a new one
     # activity log
     RECORD_ACTIVITY = "user.record_activity"
     RECENT_ACTIVITY = "user.recent_activity"
     # notifications and bulk operations
     SEND_ACCOUNT_NOTICE = "user.send_account_notice"
     APPLY_BULK_ITEM = "user.apply_bulk_item"
+    # cross-service workflows (user onboarding, compliance export and erasure)
+    DELETE_PROFILE = "user.delete_profile"  # compensates create_profile
+    INIT_PREFERENCES = "user.init_preferences"
+    DISCARD_PREFERENCES = "user.discard_preferences"  # compensates init_preferences
+    EXPORT_USER_DATA = "user.export_user_data"
+    ERASE_USER_DATA = "user.erase_user_data"
 
 
 # Roles that may manage other members of their tenant.
@@ -171,6 +178,55 @@ class CreateProfileInput(BaseModel):
     display_name: DisplayName
     locale: Locale = "en"
     timezone: Timezone = "UTC"
+    # The creating workflow: delete_profile removes the profile only for this operation.
+    operation_id: str | None = Field(default=None, max_length=255)
+
+
+class DeleteProfileInput(BaseModel):
+    """Compensation of create_profile: deletes the profile only if ``operation_id`` created
+    it and nobody changed it since."""
+
+    user_id: UserId
+    operation_id: str = Field(min_length=1, max_length=255)
+
+
+class ProfileDeleted(BaseModel):
+    user_id: str
+    deleted: bool
+
+
+class InitPreferencesInput(BaseModel):
+    """The new member's workspace in the tenant: the directory membership projection and the
+    default preferences, each created if absent (marked with ``operation_id``)."""
+
+    user_id: UserId
+    tenant_id: TenantId
+    roles: list[Annotated[str, StringConstraints(min_length=1, max_length=50)]] = Field(
+        default_factory=lambda: ["member"], max_length=20
+    )
+    operation_id: str = Field(min_length=1, max_length=255)
+    locale: Locale = "en"
+    timezone: Timezone = "UTC"
+
+
+class PreferencesInitialized(BaseModel):
+    user_id: str
+    tenant_id: str
+    document: dict[str, Any]
+
+
+class DiscardPreferencesInput(BaseModel):
+    """Compensation of init_preferences: removes only the rows ``operation_id`` created."""
+
+    user_id: UserId
+    tenant_id: TenantId
+    operation_id: str = Field(min_length=1, max_length=255)
+
+
+class PreferencesDiscarded(BaseModel):
+    user_id: str
+    tenant_id: str
+    rows: int
 
 
 class GetProfileInput(BaseModel):
@@ -242,6 +298,13 @@ class UpsertMembershipInput(BaseModel):
     roles: list[Annotated[str, StringConstraints(min_length=1, max_length=50)]] = Field(
         default_factory=lambda: ["member"], max_length=20
     )
+
+
+class RemoveMembershipInput(BaseModel):
+    """Removes the user from the projection of the caller's tenant (idempotent)."""
+
+    user_id: UserId
+    tenant_id: TenantId
 
 
 class SuspendMembershipsInput(BaseModel):

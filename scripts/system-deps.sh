@@ -7,6 +7,10 @@ missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 id postgres >/dev/null 2>&1 || missing+=(postgresql)
+command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
+# The file service's virus scanner; its tests start clamd with their own tiny signature
+# database (freshclam is never run: no signature download is possible or wanted).
+[ -x /usr/sbin/clamd ] || missing+=(clamav-daemon)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -17,6 +17,8 @@ SERVICES = {
     "auth": "services.auth.service",
     "user": "services.user.service",
     "file": "services.file.service",
+    "workflow": "services.workflow.service",
+    "tenant": "services.tenant.service",
 }
 
 

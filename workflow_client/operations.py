@@ -187,8 +187,14 @@ class WorkflowOperations:
             str(k): str(v) for k, v in WORKFLOW_TASK_QUEUES.items()
         }
         self._closed = _ClosedCache(closed_cache_size)
-        self._page_tokens = PageTokens(page_token_key(client))
+        self._page_token_codec: PageTokens | None = None
         self._query_timeout = query_timeout
+
+    @property
+    def _page_tokens(self) -> PageTokens:
+        if self._page_token_codec is None:
+            self._page_token_codec = PageTokens(page_token_key(self.client))
+        return self._page_token_codec
 
     # Starting -----------------------------------------------------------------------
 

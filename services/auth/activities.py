@@ -24,11 +24,15 @@ from contracts.auth import (
     AuthUser,
     CheckPermissionsInput,
     CreatedSession,
+    CreateInvitedUserInput,
     CreateSessionInput,
     CredentialsCheck,
+    DeleteInvitedUserInput,
     EnableMfaInput,
     GetUserInput,
     GrantTenantAccessInput,
+    InvitationSent,
+    InvitedUser,
     MfaCodeCheck,
     MfaSecretInput,
     MfaSetupResult,
@@ -37,6 +41,7 @@ from contracts.auth import (
     RevokedSessions,
     RevokeTenantAccessInput,
     RevokeUserSessionsInput,
+    SendInvitationInput,
     SendTokenEmailInput,
     SessionChange,
     SessionInput,
@@ -56,6 +61,7 @@ from contracts.auth import (
 )
 from contracts.context import RequestContext
 from contracts.errors import ErrorKind
+from contracts.workflow import UserDataErased, UserDataExport, UserDataRequest
 from services.auth.models import MfaSecretStatus, SessionRecord, TokenPurpose, TokenRow, UserRow
 from services.auth.security import SecretBox, new_token, token_hash, totp_step
 from services.auth.store import AuthStore, SessionStore, open_session_store
@@ -72,6 +78,20 @@ _IDS = uuid.UUID("3c7d1f52-6a0e-4b8e-9f41-2d5c8e7a9b16")
 
 def derived_id(*parts: str) -> str:
     return str(uuid.uuid5(_IDS, "|".join(parts)))
+
+
+def _literal(text: str) -> str:
+    """Text placed into a ``str.format`` template as it is."""
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+def invited_user_id(operation_id: str) -> str:
+    """The id of the account an onboarding operation invites (stable across retries)."""
+    return derived_id(operation_id, "invited_user")
+
+
+def invitation_key(operation_id: str) -> str:
+    return f"auth:invitation:{operation_id}"
 
 
 def now_utc() -> datetime:
@@ -166,6 +186,11 @@ class AuthActivities:
             self.verify_mfa_code,
             self.enable_mfa,
             self.discard_mfa_secret,
+            self.create_invited_user,
+            self.delete_invited_user,
+            self.send_invitation,
+            self.export_user_data,
+            self.erase_user_data,
         ]
 
     # Helpers ---------------------------------------------------------------------------
@@ -505,6 +530,109 @@ class AuthActivities:
         changed = await self.store.discard_mfa_secret(input.secret_id)
         return UserChange(user_id=input.user_id, changed=changed)
 
+    # Cross-service workflows: onboarding and data-subject requests ---------------------
+
+    def _tenant_admin(self) -> RequestContext:
+        context = require_context()
+        if Permission.MEMBERS_INVITE not in permissions_for(context.roles):
+            raise ServiceError(ErrorKind.AUTHORIZATION, "only tenant admins can invite users")
+        return context
+
+    @service_activity(AuthActivity.CREATE_INVITED_USER)
+    async def create_invited_user(self, input: CreateInvitedUserInput) -> InvitedUser:
+        """Idempotent by email: a retry (or the same operation again) finds the account it
+        made; another operation's open invitation is reused; an account in use conflicts."""
+        self._tenant_admin()
+        user_id = invited_user_id(input.operation_id)
+        user, _inserted = await self.store.create_invited_user(user_id, input.email, now_utc())
+        if user.id != user_id and user.status is not UserStatus.INVITED:
+            raise ServiceError(
+                ErrorKind.CONFLICT, "an account with this email address already exists"
+            )
+        return InvitedUser(
+            user_id=user.id, email=user.email, status=user.status, created=user.id == user_id
+        )
+
+    @service_activity(AuthActivity.DELETE_INVITED_USER)
+    async def delete_invited_user(self, input: DeleteInvitedUserInput) -> UserChange:
+        """Compensation of create_invited_user: only the account this operation created."""
+        require_context()
+        if input.user_id != invited_user_id(input.operation_id):
+            return UserChange(user_id=input.user_id, changed=False)
+        changed = await self.store.delete_invited_user(
+            input.user_id, outbox_key=invitation_key(input.operation_id)
+        )
+        return UserChange(user_id=input.user_id, changed=changed)
+
+    @service_activity(AuthActivity.SEND_INVITATION)
+    async def send_invitation(self, input: SendInvitationInput) -> InvitationSent:
+        """The welcome email with a single-use set-password link (a password-reset token of
+        the invited account: the reset confirm endpoint sets the password and activates it)."""
+        context = self._tenant_admin()
+        user = await self.store.get_user(input.user_id)
+        if user is None or user.status is not UserStatus.INVITED:
+            raise ServiceError(ErrorKind.VALIDATION, "the invitation is no longer open")
+        if await self.store.get_grant(user.id, context.tenant_id) is None:
+            raise _not_found("user", context, user_id=input.user_id)
+        issued = await self._send_link(
+            user,
+            SendTokenEmailInput(
+                user_id=user.id, workflow_id=input.operation_id, expires_at=input.expires_at
+            ),
+            TokenPurpose.PASSWORD_RESET,
+            subject=f"You are invited to {input.tenant_name} on ADX Core",
+            body=(
+                f"Hello {_literal(input.display_name)},\n\n"
+                f"You have been invited to {_literal(input.tenant_name)} on ADX Core.\n"
+                "Choose your password to activate your account:\n"
+                "{base}/reset-password?token={token}\n\n"
+                "The link works once and expires at {expires} (UTC)."
+            ),
+            key=invitation_key(input.operation_id),
+        )
+        return InvitationSent(
+            token_id=issued.token_id, expires_at=issued.expires_at, email_sent=issued.email_sent
+        )
+
+    async def _data_subject(self, user_id: str) -> RequestContext:
+        """The user themself, or a member manager of a tenant the user belongs to."""
+        context = require_context()
+        if user_id == context.user_id:
+            return context
+        if await self.store.get_grant(user_id, context.tenant_id) is None:
+            if await self.store.get_user(user_id) is None:
+                return context  # nothing here about this user (e.g. already erased)
+            raise _not_found("user", context, user_id=user_id)
+        if Permission.MEMBERS_MANAGE not in permissions_for(context.roles):
+            raise ServiceError(ErrorKind.AUTHORIZATION, "not allowed to manage this user")
+        return context
+
+    @service_activity(AuthActivity.EXPORT_USER_DATA)
+    async def export_user_data(self, input: UserDataRequest) -> UserDataExport:
+        """Every row about the user, no secrets (hashes, TOTP secrets, token values)."""
+        await self._data_subject(input.user_id)
+        records: dict[str, Any] = await self.store.export_user_data(input.user_id)
+        if records:
+            records["auth_sessions"] = [
+                record.model_dump(mode="json", exclude={"refresh_token_hash"})
+                for record in await self.sessions.for_user(input.user_id)
+            ]
+        return UserDataExport(service="auth", user_id=input.user_id, records=records)
+
+    @service_activity(AuthActivity.ERASE_USER_DATA)
+    async def erase_user_data(self, input: UserDataRequest) -> UserDataErased:
+        """Deletes the account and everything about it; a repeat deletes nothing more."""
+        await self._data_subject(input.user_id)
+        ended = 0
+        for record in await self.sessions.for_user(input.user_id):
+            if await self.sessions.delete(record.id):
+                ended += 1
+        rows = await self.store.erase_user_data(input.user_id)
+        if self.parts.redis is not None:
+            rows["sessions (redis)"] = ended
+        security_log.info("security.user_data_erased", request_id=input.request_id, rows=rows)
+        return UserDataErased(service="auth", user_id=input.user_id, rows=rows)
+
     # Email links --------------------------------------------------------------------------
 
     async def _send_link(
@@ -515,10 +643,11 @@ class AuthActivities:
         *,
         subject: str,
         body: str,
+        key: str | None = None,
     ) -> TokenIssued:
         """One token and one email per workflow: stored together, sent at least once."""
         token = new_token()
-        key = f"auth:{purpose.value}:{input.workflow_id}"
+        key = key or f"auth:{purpose.value}:{input.workflow_id}"
         message = OutgoingEmail(
             idempotency_key=key,
             to=user.email,

@@ -156,6 +156,20 @@ def _rowcount(result: Any) -> int:
     return int(cast(CursorResult[Any], result).rowcount)
 
 
+INVITED_PASSWORD_HASH = "!invited"  # noqa: S105 (a marker that no password matches)
+
+
+def _public_row(row: RowMapping, table: Table, *, exclude: set[str]) -> dict[str, Any]:
+    """A row as JSON-ready values, without the excluded (secret) columns."""
+    values: dict[str, Any] = {}
+    for column in table.columns:
+        if column.name in exclude:
+            continue
+        value = row[column.name]
+        values[column.name] = value.isoformat() if isinstance(value, datetime) else value
+    return values
+
+
 def _user(row: RowMapping) -> UserRow:
     return UserRow.model_validate(dict(row))
 
@@ -302,6 +316,113 @@ class AuthStore:
             await session.execute(delete(users).where(users.c.id == user_id))
         return True
 
+    async def create_invited_user(
+        self, user_id: str, email: str, now: datetime
+    ) -> tuple[UserRow, bool]:
+        """Inserts the invited account unless the address is taken; returns the account with
+        this address and whether this call inserted it."""
+        email = email.strip()
+        async with self.db.transaction() as session:
+            inserted = await session.execute(
+                self._insert_ignore(
+                    users,
+                    id=user_id,
+                    email=email,
+                    email_lower=email.lower(),
+                    # Not an argon2 hash: no password verifies until the invitation sets one.
+                    password_hash=INVITED_PASSWORD_HASH,
+                    status=UserStatus.INVITED.value,
+                    email_verified_at=None,
+                    mfa_enabled=False,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            found = await self._user_by_email(session, email)
+        if found is None:  # the id exists with another address
+            raise ServiceError(ErrorKind.CONFLICT, "the invitation conflicts with another account")
+        return found, _rowcount(inserted) == 1
+
+    async def delete_invited_user(self, user_id: str, outbox_key: str | None = None) -> bool:
+        """Removes a still-invited account with everything it owns (and the invitation email
+        of ``outbox_key``); an account that was activated since is never touched."""
+        async with self.db.transaction() as session:
+            if outbox_key is not None:
+                await session.execute(
+                    delete(email_outbox).where(email_outbox.c.idempotency_key == outbox_key)
+                )
+            status = (
+                await session.execute(select(users.c.status).where(users.c.id == user_id))
+            ).scalar_one_or_none()
+            if status != UserStatus.INVITED.value:
+                return False
+            for table in (recovery_codes, mfa_secrets, tokens, tenant_grants, sessions):
+                await session.execute(delete(table).where(table.c.user_id == user_id))
+            await session.execute(delete(users).where(users.c.id == user_id))
+        return True
+
+    async def export_user_data(self, user_id: str) -> dict[str, list[dict[str, Any]]]:
+        """Every row about the user, secrets left out (password hash, token hashes, TOTP
+        secrets, recovery code hashes, refresh token hashes). Sessions come from the
+        session store (see the activity)."""
+        records: dict[str, list[dict[str, Any]]] = {}
+        async with self.db.transaction() as session:
+            user = (
+                (await session.execute(select(users).where(users.c.id == user_id)))
+                .mappings()
+                .first()
+            )
+            if user is None:
+                return records
+            records["auth_users"] = [_public_row(user, users, exclude={"password_hash"})]
+            for table, exclude in (
+                (tenant_grants, set()),
+                (tokens, {"token_hash"}),
+                (mfa_secrets, {"secret_ciphertext", "last_used_step"}),
+                (recovery_codes, {"code_hash"}),
+            ):
+                rows = (
+                    (await session.execute(select(table).where(table.c.user_id == user_id)))
+                    .mappings()
+                    .all()
+                )
+                records[table.name] = [_public_row(row, table, exclude=exclude) for row in rows]
+            emails = (
+                (
+                    await session.execute(
+                        select(email_outbox).where(email_outbox.c.recipient == user["email"])
+                    )
+                )
+                .mappings()
+                .all()
+            )
+            # Bodies may hold a live link: subject and dates only.
+            records[email_outbox.name] = [
+                _public_row(row, email_outbox, exclude={"body", "idempotency_key"})
+                for row in emails
+            ]
+        return records
+
+    async def erase_user_data(self, user_id: str) -> dict[str, int]:
+        """Deletes every row about the user (idempotent: a second call deletes nothing)."""
+        counts: dict[str, int] = {}
+        async with self.db.transaction() as session:
+            email = (
+                await session.execute(select(users.c.email_lower).where(users.c.id == user_id))
+            ).scalar_one_or_none()
+            for table in (recovery_codes, mfa_secrets, tokens, tenant_grants, sessions):
+                result = await session.execute(delete(table).where(table.c.user_id == user_id))
+                counts[table.name] = _rowcount(result)
+            counts[email_outbox.name] = 0
+            if email is not None:
+                result = await session.execute(
+                    delete(email_outbox).where(func.lower(email_outbox.c.recipient) == email)
+                )
+                counts[email_outbox.name] = _rowcount(result)
+            result = await session.execute(delete(users).where(users.c.id == user_id))
+            counts[users.name] = _rowcount(result)
+        return counts
+
     async def set_account_status(self, user_id: str, status: UserStatus, now: datetime) -> bool:
         """active <-> deactivated; True if it changed. A pending account is not touched."""
         movable = [UserStatus.ACTIVE.value, UserStatus.DEACTIVATED.value]
@@ -422,6 +543,13 @@ class AuthStore:
                 update(users)
                 .where(users.c.id == user_id)
                 .values(password_hash=password_hash, updated_at=now)
+            )
+            # An invitation link (user onboarding) is a reset token of an invited account:
+            # choosing the password proves the address and activates it.
+            await session.execute(
+                update(users)
+                .where(users.c.id == user_id, users.c.status == UserStatus.INVITED.value)
+                .values(status=UserStatus.ACTIVE.value, email_verified_at=now)
             )
         return True
 

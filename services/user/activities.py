@@ -25,17 +25,24 @@ from contracts.user import (
     BulkItemInput,
     CreateProfileInput,
     DeactivateProfileInput,
+    DeleteProfileInput,
+    DiscardPreferencesInput,
     GetProfileInput,
+    InitPreferencesInput,
     Membership,
     MembershipsChanged,
     MembershipStatus,
     NoticeSent,
+    PreferencesDiscarded,
+    PreferencesInitialized,
+    ProfileDeleted,
     ProfileStatusChanged,
     ProjectionsSynced,
     ReactivateProfileInput,
     RecentActivity,
     RecentActivityInput,
     RecordActivityInput,
+    RemoveMembershipInput,
     RestoreMembershipsInput,
     RestoreProfileInput,
     SuspendMembershipsInput,
@@ -46,6 +53,7 @@ from contracts.user import (
     UserProfile,
     UserStatus,
 )
+from contracts.workflow import UserDataErased, UserDataExport, UserDataRequest
 from services.common.activity import service_activity
 from services.common.email import EmailOutbox, OutgoingEmail
 from services.common.errors import NotFound, ServiceError, ensure_tenant, require_context
@@ -80,10 +88,16 @@ class UserActivities:
             self.upsert_membership,
             self.suspend_memberships,
             self.restore_memberships,
+            self.remove_membership,
             self.record_activity,
             self.recent_activity,
             self.send_account_notice,
             self.apply_bulk_item,
+            self.delete_profile,
+            self.init_preferences,
+            self.discard_preferences,
+            self.export_user_data,
+            self.erase_user_data,
         ]
 
     # Isolation ------------------------------------------------------------------------
@@ -119,7 +133,12 @@ class UserActivities:
         """A new user's profile; it becomes visible in a tenant with upsert_membership."""
         require_context()
         profile, _created = await self.store.create_profile(
-            input.user_id, input.email, input.display_name, input.locale, input.timezone
+            input.user_id,
+            input.email,
+            input.display_name,
+            input.locale,
+            input.timezone,
+            operation_id=input.operation_id,
         )
         if profile.email != input.email:
             raise ServiceError(ErrorKind.CONFLICT, "the user already exists with another email")
@@ -206,6 +225,15 @@ class UserActivities:
         tenants = await self.store.restore_memberships(input.user_id, input.operation_key)
         return MembershipsChanged(user_id=input.user_id, tenant_ids=tenants)
 
+    @service_activity(UserActivity.REMOVE_MEMBERSHIP)
+    async def remove_membership(self, input: RemoveMembershipInput) -> MembershipsChanged:
+        """The tenant service's compensation of a new membership (and member removal)."""
+        ensure_tenant(input.tenant_id, "membership")
+        removed = await self.store.remove_membership(input.user_id, input.tenant_id)
+        return MembershipsChanged(
+            user_id=input.user_id, tenant_ids=[input.tenant_id] if removed else []
+        )
+
     # Activity log ---------------------------------------------------------------------
 
     @service_activity(UserActivity.RECORD_ACTIVITY)
@@ -286,3 +314,65 @@ class UserActivities:
         if self.bulk_item_delay_seconds:
             await asyncio.sleep(self.bulk_item_delay_seconds)
         return applied
+
+    # User onboarding ------------------------------------------------------------------
+
+    @service_activity(UserActivity.DELETE_PROFILE)
+    async def delete_profile(self, input: DeleteProfileInput) -> ProfileDeleted:
+        """Compensation of create_profile: only a profile this operation created, unchanged
+        and in no tenant (a profile someone else uses is never deleted)."""
+        require_context()
+        deleted = await self.store.delete_created_profile(input.user_id, input.operation_id)
+        return ProfileDeleted(user_id=input.user_id, deleted=deleted)
+
+    @service_activity(UserActivity.INIT_PREFERENCES)
+    async def init_preferences(self, input: InitPreferencesInput) -> PreferencesInitialized:
+        context = ensure_tenant(input.tenant_id, "membership")
+        if not is_admin(context):
+            raise ServiceError(ErrorKind.AUTHORIZATION, "only tenant admins can add members")
+        document = {
+            "locale": input.locale,
+            "timezone": input.timezone,
+            "theme": "system",
+            "notifications": {"email": True},
+        }
+        stored = await self.store.init_preferences(
+            input.user_id, input.tenant_id, list(input.roles), document, input.operation_id
+        )
+        return PreferencesInitialized(
+            user_id=input.user_id, tenant_id=input.tenant_id, document=stored
+        )
+
+    @service_activity(UserActivity.DISCARD_PREFERENCES)
+    async def discard_preferences(self, input: DiscardPreferencesInput) -> PreferencesDiscarded:
+        ensure_tenant(input.tenant_id, "membership")
+        rows = await self.store.discard_preferences(
+            input.user_id, input.tenant_id, input.operation_id
+        )
+        return PreferencesDiscarded(user_id=input.user_id, tenant_id=input.tenant_id, rows=rows)
+
+    # Data-subject requests ------------------------------------------------------------
+
+    async def _data_subject(self, user_id: str) -> None:
+        """The user themself, or an admin of a tenant the user is a member of."""
+        context = require_context()
+        if user_id == context.user_id:
+            return
+        if await self.store.membership(user_id, context.tenant_id) is None:
+            if await self.store.get_profile(user_id) is None:
+                return  # nothing here about this user (e.g. already erased)
+            ensure_tenant(None, "user")
+        if not is_admin(context):
+            raise ServiceError(ErrorKind.AUTHORIZATION, "only tenant admins can do this")
+
+    @service_activity(UserActivity.EXPORT_USER_DATA)
+    async def export_user_data(self, input: UserDataRequest) -> UserDataExport:
+        await self._data_subject(input.user_id)
+        records = await self.store.export_user_data(input.user_id)
+        return UserDataExport(service="user", user_id=input.user_id, records=records)
+
+    @service_activity(UserActivity.ERASE_USER_DATA)
+    async def erase_user_data(self, input: UserDataRequest) -> UserDataErased:
+        await self._data_subject(input.user_id)
+        rows = await self.store.erase_user_data(input.user_id)
+        return UserDataErased(service="user", user_id=input.user_id, rows=rows)

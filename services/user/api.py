@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, field_validator
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -30,6 +30,7 @@ from contracts.user import (
     RecentActivity,
     RestoreUserSignal,
     UserDeactivationInput,
+    UserId,
     UserProfile,
     UserProfileSyncInput,
     UserProfileSyncResult,
@@ -65,6 +66,9 @@ from workflow_client.operations import new_operation_id
 
 QueryModel = TypeVar("QueryModel", bound=BaseModel)
 
+# Most ids one ``GET /api/user/users?ids=`` may ask for (a page of GraphQL entities).
+MAX_BATCH_IDS = 100
+
 # How long PATCH waits for user_profile_sync before answering 202 with the operation.
 PROFILE_SYNC_BUDGET = timedelta(seconds=10)
 
@@ -84,6 +88,26 @@ def _workflow_errors() -> Iterator[None]:
         raise ServiceError(
             ErrorKind.EXTERNAL_SERVICE, "the workflow service is unavailable"
         ) from error
+
+
+class UserIdsQuery(BaseModel):
+    """``GET /api/user/users?ids=a,b,c``: comma-separated user ids (repeats count once)."""
+
+    ids: list[UserId] = Field(min_length=1, max_length=MAX_BATCH_IDS)
+
+    @field_validator("ids", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return list(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
+        return value
+
+
+class UserBatch(BaseModel):
+    """The profiles (as the caller's tenant sees them) of the requested users who are active
+    members of the caller's tenant; any other id is absent."""
+
+    items: list[UserProfile]
 
 
 def _query(request: Request, model: type[QueryModel]) -> QueryModel:
@@ -185,8 +209,11 @@ class UserApi:
         return json(outcome.result.profile)
 
     async def search(self, request: Request) -> Response:
-        """Active members of the caller's tenant by name/email prefix, a page at a time."""
+        """Active members of the caller's tenant by name/email prefix, a page at a time; with
+        ``ids``, those of the given users (one query, for BFF DataLoaders)."""
         context = identity(request)
+        if "ids" in request.query_params:
+            return await self._by_ids(context, _query(request, UserIdsQuery))
         query = _query(request, DirectoryQuery)
         try:
             after = query.cursor()
@@ -214,6 +241,19 @@ class UserApi:
             for membership, profile in page
         ]
         return json(DirectoryPage(items=items, next_cursor=next_cursor))
+
+    async def _by_ids(self, context: RequestContext, query: UserIdsQuery) -> Response:
+        rows = await self.store.members_by_ids(context.tenant_id, query.ids)
+        return json(
+            UserBatch(
+                items=[
+                    profile.model_copy(
+                        update={"tenant_id": membership.tenant_id, "roles": list(membership.roles)}
+                    )
+                    for membership, profile in rows
+                ]
+            )
+        )
 
     # Preferences ----------------------------------------------------------------------
 

@@ -92,6 +92,8 @@ memberships = Table(
     Column("display_name", String(100), nullable=False),
     Column("name_key", String(100), nullable=False),  # lower-cased display name: order + search
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # The operation (user onboarding) that created the row: its compensation removes only that.
+    Column("created_by", String(255), nullable=True),
     Index("ix_user_memberships_directory", "tenant_id", "status", "name_key", "user_id"),
 )
 
@@ -102,6 +104,7 @@ preferences = Table(
     Column("tenant_id", String(64), primary_key=True),
     Column("document", JSON, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(255), nullable=True),
 )
 
 activity_log = Table(
@@ -188,6 +191,13 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def _json_row(row: Mapping[Any, Any]) -> dict[str, Any]:
+    return {
+        str(name): value.isoformat() if isinstance(value, datetime) else value
+        for name, value in row.items()
+    }
+
+
 def _rowcount(result: Any) -> int:
     assert isinstance(result, CursorResult)
     return result.rowcount
@@ -218,7 +228,13 @@ class UserStore:
     # Profiles -------------------------------------------------------------------------
 
     async def create_profile(
-        self, user_id: str, email: str, display_name: str, locale: str, timezone: str
+        self,
+        user_id: str,
+        email: str,
+        display_name: str,
+        locale: str,
+        timezone: str,
+        operation_id: str | None = None,
     ) -> tuple[UserProfile, bool]:
         """Creates the profile if absent; returns it and whether it was created. Another
         user's email is a conflict."""
@@ -240,6 +256,7 @@ class UserStore:
                     created_at=now,
                     updated_at=now,
                     version=1,
+                    last_operation_id=operation_id,
                 )
                 row = (
                     (await session.execute(select(profiles).where(profiles.c.user_id == user_id)))
@@ -464,6 +481,16 @@ class UserStore:
             )
         return _membership(row)
 
+    async def remove_membership(self, user_id: str, tenant_id: str) -> bool:
+        """True if this call removed the membership."""
+        async with self.db.transaction() as session:
+            result = await session.execute(
+                memberships.delete().where(
+                    memberships.c.user_id == user_id, memberships.c.tenant_id == tenant_id
+                )
+            )
+        return _rowcount(result) == 1
+
     async def suspend_memberships(
         self, user_id: str, operation_key: str, tenant_id: str | None
     ) -> list[str]:
@@ -559,6 +586,33 @@ class UserStore:
             .where(*conditions)
             .order_by(memberships.c.name_key, memberships.c.user_id)
             .limit(first + 1)
+        )
+        async with self.db.transaction() as session:
+            rows = (await session.execute(query)).mappings().all()
+        found = []
+        for row in rows:
+            profile_row = {c.name: row[f"p_{c.name}"] for c in profiles.c}
+            found.append((_membership(row), _profile(profile_row)))
+        return found
+
+    async def members_by_ids(
+        self, tenant_id: str, user_ids: Sequence[str]
+    ) -> list[tuple[MembershipRow, UserProfile]]:
+        """The active members of the tenant among ``user_ids``, with their profiles, in one
+        query (ordered by id). Anyone else (unknown ids, other tenants' users, suspended
+        members) is simply absent: another tenant's user does not exist here."""
+        wanted = list(dict.fromkeys(user_ids))
+        if not wanted:
+            return []
+        query = (
+            select(memberships, *[c.label(f"p_{c.name}") for c in profiles.c])
+            .join(profiles, profiles.c.user_id == memberships.c.user_id)
+            .where(
+                memberships.c.tenant_id == tenant_id,
+                memberships.c.status == MembershipStatus.ACTIVE,
+                memberships.c.user_id.in_(wanted),
+            )
+            .order_by(memberships.c.user_id)
         )
         async with self.db.transaction() as session:
             rows = (await session.execute(query)).mappings().all()
@@ -767,6 +821,144 @@ class UserStore:
         )
         changed = _rowcount(result) == 1
         return ActivityKind.LOCALE_CHANGED, f"locale set to {item.locale} (bulk)", changed
+
+    # User onboarding ------------------------------------------------------------------
+
+    async def delete_created_profile(self, user_id: str, operation_id: str) -> bool:
+        """Deletes the profile if ``operation_id`` created it and it is unchanged since, and
+        no membership shows it anywhere."""
+        async with self.db.transaction() as session:
+            result = await session.execute(
+                profiles.delete().where(
+                    profiles.c.user_id == user_id,
+                    profiles.c.last_operation_id == operation_id,
+                    profiles.c.version == 1,
+                    ~select(memberships.c.user_id).where(memberships.c.user_id == user_id).exists(),
+                )
+            )
+        return _rowcount(result) == 1
+
+    async def init_preferences(
+        self,
+        user_id: str,
+        tenant_id: str,
+        roles: list[str],
+        document: dict[str, Any],
+        operation_id: str,
+    ) -> dict[str, Any]:
+        """The member's directory row and preferences in the tenant, each inserted if absent
+        (marked with the operation); returns the preferences as stored."""
+        now = datetime.now(UTC)
+        async with self.db.transaction() as session:
+            profile = (
+                (await session.execute(select(profiles).where(profiles.c.user_id == user_id)))
+                .mappings()
+                .first()
+            )
+            if profile is None:
+                raise NotFound("user")
+            await self._insert_if_absent(
+                session,
+                memberships,
+                ["user_id", "tenant_id"],
+                user_id=user_id,
+                tenant_id=tenant_id,
+                roles=roles,
+                status=MembershipStatus.ACTIVE.value,
+                suspended_by=None,
+                email=profile["email"],
+                display_name=profile["display_name"],
+                name_key=profile["display_name"].lower(),
+                updated_at=now,
+                created_by=operation_id,
+            )
+            await self._insert_if_absent(
+                session,
+                preferences,
+                ["user_id", "tenant_id"],
+                user_id=user_id,
+                tenant_id=tenant_id,
+                document=document,
+                updated_at=now,
+                created_by=operation_id,
+            )
+            stored = (
+                await session.execute(
+                    select(preferences.c.document).where(
+                        preferences.c.user_id == user_id, preferences.c.tenant_id == tenant_id
+                    )
+                )
+            ).scalar_one()
+        return dict(stored)
+
+    async def discard_preferences(self, user_id: str, tenant_id: str, operation_id: str) -> int:
+        """Removes the rows ``operation_id`` created in the tenant; how many."""
+        count = 0
+        async with self.db.transaction() as session:
+            for table in (preferences, memberships):
+                result = await session.execute(
+                    table.delete().where(
+                        table.c.user_id == user_id,
+                        table.c.tenant_id == tenant_id,
+                        table.c.created_by == operation_id,
+                    )
+                )
+                count += _rowcount(result)
+        return count
+
+    # Data-subject requests ------------------------------------------------------------
+
+    async def export_user_data(self, user_id: str) -> dict[str, list[dict[str, Any]]]:
+        """Every row about the user in this service (across tenants: it is their data)."""
+        records: dict[str, list[dict[str, Any]]] = {}
+        async with self.db.transaction() as session:
+            email = (
+                await session.execute(select(profiles.c.email).where(profiles.c.user_id == user_id))
+            ).scalar_one_or_none()
+            queries: list[tuple[Table, Any]] = [
+                (profiles, profiles.c.user_id == user_id),
+                (memberships, memberships.c.user_id == user_id),
+                (preferences, preferences.c.user_id == user_id),
+                (
+                    activity_log,
+                    or_(activity_log.c.user_id == user_id, activity_log.c.actor_id == user_id),
+                ),
+                (bulk_items, bulk_items.c.user_id == user_id),
+            ]
+            if email is not None:
+                queries.append((email_outbox, email_outbox.c.recipient == email))
+            for table, condition in queries:
+                rows = (await session.execute(select(table).where(condition))).mappings().all()
+                records[table.name] = [_json_row(row) for row in rows]
+        return records
+
+    async def erase_user_data(self, user_id: str) -> dict[str, int]:
+        """Deletes every row about the user; entries they made about others lose the actor.
+        Idempotent: a repeat changes nothing."""
+        counts: dict[str, int] = {}
+        async with self.db.transaction() as session:
+            email = (
+                await session.execute(select(profiles.c.email).where(profiles.c.user_id == user_id))
+            ).scalar_one_or_none()
+            for table in (preferences, memberships, bulk_items):
+                result = await session.execute(table.delete().where(table.c.user_id == user_id))
+                counts[table.name] = _rowcount(result)
+            result = await session.execute(
+                activity_log.delete().where(activity_log.c.user_id == user_id)
+            )
+            anonymised = await session.execute(
+                update(activity_log).where(activity_log.c.actor_id == user_id).values(actor_id=None)
+            )
+            counts[activity_log.name] = _rowcount(result) + _rowcount(anonymised)
+            counts[email_outbox.name] = 0
+            if email is not None:
+                result = await session.execute(
+                    email_outbox.delete().where(email_outbox.c.recipient == email)
+                )
+                counts[email_outbox.name] = _rowcount(result)
+            result = await session.execute(profiles.delete().where(profiles.c.user_id == user_id))
+            counts[profiles.name] = _rowcount(result)
+        return counts
 
     # Development seed -----------------------------------------------------------------
 

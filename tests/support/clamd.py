@@ -65,7 +65,7 @@ def run_clamd(
     database = workdir / "db"
     database.mkdir()
     (database / "adx-test.hdb").write_text(
-        f"{hashlib.md5(EICAR).hexdigest()}:{len(EICAR)}:{EICAR_SIGNATURE}\n"  # noqa: S324
+        f"{hashlib.md5(EICAR, usedforsecurity=False).hexdigest()}:{len(EICAR)}:{EICAR_SIGNATURE}\n"
     )
     socket_path = workdir / "clamd.sock"
     log_path = workdir / "clamd.log"

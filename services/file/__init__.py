@@ -1,0 +1,1 @@
+"""The file service: uploads, downloads, sharing, quotas, scanning and storage migration."""

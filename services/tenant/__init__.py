@@ -1,0 +1,1 @@
+"""The tenant service: tenants, memberships, roles, billing, and the tenant sagas."""

@@ -1,0 +1,333 @@
+"""The tenant service's HTTP API (server mode), under ``/api/tenant/`` with a bearer token.
+
+A tenant the caller does not belong to does not exist here (404); a member who may not do
+something is 403. Provisioning, switching, upgrades and suspension run as workflows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import timedelta
+
+from pydantic import BaseModel
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+from temporalio.service import RPCError, RPCStatusCode
+
+from adx.identity import TokenType, bearer_token
+from contracts.context import RequestContext, use_context
+from contracts.errors import ErrorKind
+from contracts.names import SignalName, WorkflowType
+from contracts.tenant import (
+    MANAGER_ROLES,
+    MemberStatus,
+    ResumeTenantSignal,
+    TenantMember,
+    TenantProvisioningInput,
+    TenantStatus,
+    TenantSuspensionInput,
+    TenantSwitchingInput,
+    TenantSwitchingResult,
+    TenantUpgradeInput,
+)
+from services.common.errors import NotFound, ServiceError
+from services.common.http import identity, json, parse_body
+from services.common.service import ServiceRuntime
+from services.tenant.models import (
+    AddMemberRequest,
+    ChangeRolesRequest,
+    CreateTenantRequest,
+    InvoicePage,
+    MemberPage,
+    MyTenant,
+    OperationAccepted,
+    SuspendRequest,
+    SwitchRequest,
+    TenantList,
+    UpdateTenantRequest,
+    UpgradeRequest,
+)
+from services.tenant.store import TenantStore
+from workflow_client.errors import (
+    OperationAlreadyExists,
+    OperationNotFound,
+    TemporalUnavailable,
+    WorkflowFailed,
+)
+
+# How long POST /switch waits for tenant_switching before answering 202 with the operation.
+SWITCH_BUDGET = timedelta(seconds=10)
+
+
+@contextmanager
+def _workflow_errors() -> Iterator[None]:
+    """workflow_client errors as the taxonomy's (safe messages only)."""
+    try:
+        yield
+    except WorkflowFailed as error:
+        raise ServiceError(error.kind, error.message) from error
+    except OperationNotFound as error:
+        raise NotFound("operation") from error
+    except OperationAlreadyExists as error:
+        raise ServiceError(ErrorKind.CONFLICT, "the operation already exists") from error
+    except TemporalUnavailable as error:
+        raise ServiceError(
+            ErrorKind.EXTERNAL_SERVICE, "the workflow service is unavailable"
+        ) from error
+
+
+class TenantApi:
+    def __init__(self, runtime: ServiceRuntime) -> None:
+        self.runtime = runtime
+        self.store = TenantStore(runtime.db)
+
+    def routes(self) -> Sequence[BaseRoute]:
+        base = "/api/tenant/tenants"
+        return [
+            Route(base, self.list_tenants, methods=["GET"]),
+            Route(base, self.create_tenant, methods=["POST"]),
+            Route(base + "/{tenant_id}", self.get_tenant, methods=["GET"]),
+            Route(base + "/{tenant_id}", self.update_tenant, methods=["PATCH"]),
+            Route(base + "/{tenant_id}/members", self.list_members, methods=["GET"]),
+            Route(base + "/{tenant_id}/members", self.add_member, methods=["POST"]),
+            Route(base + "/{tenant_id}/members/{user_id}", self.change_roles, methods=["PATCH"]),
+            Route(base + "/{tenant_id}/members/{user_id}", self.remove_member, methods=["DELETE"]),
+            Route(base + "/{tenant_id}/upgrade", self.upgrade, methods=["POST"]),
+            Route(base + "/{tenant_id}/suspend", self.suspend, methods=["POST"]),
+            Route(base + "/{tenant_id}/resume", self.resume, methods=["POST"]),
+            Route(base + "/{tenant_id}/invoices", self.invoices, methods=["GET"]),
+            Route("/api/tenant/switch", self.switch, methods=["POST"]),
+        ]
+
+    # Helpers --------------------------------------------------------------------------
+
+    async def _membership(self, context: RequestContext, tenant_id: str) -> TenantMember:
+        """The caller's active membership in the tenant, or 'not found'."""
+        member = await self.store.member(tenant_id, context.user_id)
+        if member is None or member.status is not MemberStatus.ACTIVE:
+            raise NotFound("tenant")
+        return member
+
+    async def _in_tenant(self, context: RequestContext, tenant_id: str) -> TenantMember:
+        """Acting on a tenant's data needs a token for that tenant (the caller's session is
+        in it) and a membership there; anything else is 'not found'."""
+        if context.tenant_id != tenant_id:
+            raise NotFound("tenant")
+        return await self._membership(context, tenant_id)
+
+    async def _manager(self, context: RequestContext, tenant_id: str) -> TenantMember:
+        member = await self._in_tenant(context, tenant_id)
+        if not MANAGER_ROLES.intersection(member.roles):
+            raise ServiceError(ErrorKind.AUTHORIZATION, "only tenant admins can do this")
+        return member
+
+    async def _owner(self, context: RequestContext, tenant_id: str) -> TenantMember:
+        member = await self._in_tenant(context, tenant_id)
+        if "owner" not in member.roles:
+            raise ServiceError(ErrorKind.AUTHORIZATION, "only the tenant owner can do this")
+        return member
+
+    async def _start(
+        self,
+        request: Request,
+        context: RequestContext,
+        workflow_type: WorkflowType,
+        input: BaseModel,
+    ) -> JSONResponse:
+        with _workflow_errors():
+            operation = await self.runtime.operations.start(
+                context,
+                workflow_type.value,
+                input,
+                request_key=request.headers.get("Idempotency-Key"),
+            )
+        return json(OperationAccepted(operation_id=operation.id), status=202)
+
+    # Tenants --------------------------------------------------------------------------
+
+    async def list_tenants(self, request: Request) -> Response:
+        context = identity(request)
+        found = await self.store.tenants_of(context.user_id)
+        return json(TenantList(items=[MyTenant(tenant=t, roles=m.roles) for t, m in found]))
+
+    async def create_tenant(self, request: Request) -> Response:
+        context = identity(request)
+        body = await parse_body(request, CreateTenantRequest)
+        if await self.store.get_tenant(body.id) is not None:
+            raise ServiceError(
+                ErrorKind.CONFLICT, "the tenant id is already taken", fields={"id": "taken"}
+            )
+        return await self._start(
+            request,
+            context,
+            WorkflowType.TENANT_PROVISIONING,
+            TenantProvisioningInput(tenant_id=body.id, name=body.name, plan=body.plan),
+        )
+
+    async def get_tenant(self, request: Request) -> Response:
+        context = identity(request)
+        tenant_id = request.path_params["tenant_id"]
+        member = await self._membership(context, tenant_id)
+        tenant = await self.store.get_tenant(tenant_id)
+        if tenant is None:
+            raise NotFound("tenant")
+        return json(MyTenant(tenant=tenant, roles=member.roles))
+
+    async def update_tenant(self, request: Request) -> Response:
+        context = identity(request)
+        tenant_id = request.path_params["tenant_id"]
+        await self._manager(context, tenant_id)
+        body = await parse_body(request, UpdateTenantRequest)
+        tenant = await self.store.update_tenant(tenant_id, body.name, body.settings)
+        return json(tenant)
+
+    # Members --------------------------------------------------------------------------
+
+    async def list_members(self, request: Request) -> Response:
+        context = identity(request)
+        tenant_id = request.path_params["tenant_id"]
+        await self._in_tenant(context, tenant_id)
+        return json(MemberPage(items=await self.store.members(tenant_id)))
+
+    async def add_member(self, request: Request) -> Response:
+        context = identity(request)
+        tenant_id = request.path_params["tenant_id"]
+        await self._manager(context, tenant_id)
+        body = await parse_body(request, AddMemberRequest)
+        if "owner" in body.roles and "owner" not in context.roles:
+            raise ServiceError(ErrorKind.AUTHORIZATION, "only owners can add owners")
+        member, created = await self.store.add_member(
+            tenant_id, body.user_id, body.roles, context.user_id, None
+        )
+        if not created:
+            raise ServiceError(ErrorKind.CONFLICT, "already a member", fields={"user_id": "member"})
+        return json(member, status=201)
+
+    async def change_roles(self, request: Request) -> Response:
+        context = identity(request)
+        tenant_id = request.path_params["tenant_id"]
+        caller = await self._manager(context, tenant_id)
+        user_id = request.path_params["user_id"]
+        body = await parse_body(request, ChangeRolesRequest)
+        target = await self.store.member(tenant_id, user_id)
+        if target is None:
+            raise NotFound("member")
+        touches_owner = "owner" in body.roles or "owner" in target.roles
+        if touches_owner and "owner" not in caller.roles:
+            raise ServiceError(ErrorKind.AUTHORIZATION, "only owners can change owners")
+        return json(await self.store.set_member_roles(tenant_id, user_id, body.roles))
+
+    async def remove_member(self, request: Request) -> Response:
+        context = identity(request)
+        tenant_id = request.path_params["tenant_id"]
+        caller = await self._manager(context, tenant_id)
+        user_id = request.path_params["user_id"]
+        target = await self.store.member(tenant_id, user_id)
+        if target is None:
+            raise NotFound("member")
+        if "owner" in target.roles and "owner" not in caller.roles:
+            raise ServiceError(ErrorKind.AUTHORIZATION, "only owners can remove owners")
+        await self.store.remove_member_keeping_owner(tenant_id, user_id)
+        return Response(status_code=204)
+
+    # Operations -----------------------------------------------------------------------
+
+    async def switch(self, request: Request) -> Response:
+        """Runs tenant_switching: 200 with the new session's exchange code when it finishes
+        within the budget, else 202 with the operation to follow."""
+        context = identity(request)
+        body = await parse_body(request, SwitchRequest)
+        if body.tenant_id == context.tenant_id:
+            raise ServiceError(ErrorKind.CONFLICT, "already in this tenant")
+        # Refused before anything starts: another tenant does not exist for the caller.
+        await self._membership(context, body.tenant_id)
+        token = bearer_token(request.headers.get("authorization"))
+        assert token is not None  # identity() checked it
+        claims = request.app.state.verifier.verify(token, TokenType.ACCESS)
+        with _workflow_errors():
+            outcome = await self.runtime.operations.execute(
+                context,
+                WorkflowType.TENANT_SWITCHING.value,
+                TenantSwitchingInput(
+                    user_id=context.user_id,
+                    from_tenant_id=context.tenant_id,
+                    to_tenant_id=body.tenant_id,
+                    current_session_id=claims.sid,
+                ),
+                budget=SWITCH_BUDGET,
+                result_type=TenantSwitchingResult,
+                request_key=request.headers.get("Idempotency-Key"),
+            )
+        if outcome.result is None:
+            return json(OperationAccepted(operation_id=outcome.operation.id), status=202)
+        return json(outcome.result)
+
+    async def upgrade(self, request: Request) -> Response:
+        context = identity(request)
+        tenant_id = request.path_params["tenant_id"]
+        await self._owner(context, tenant_id)
+        body = await parse_body(request, UpgradeRequest)
+        tenant = await self.store.get_tenant(tenant_id)
+        if tenant is None:
+            raise NotFound("tenant")
+        if tenant.plan is body.plan:
+            raise ServiceError(ErrorKind.CONFLICT, f"the tenant is already on {body.plan.value}")
+        return await self._start(
+            request,
+            context,
+            WorkflowType.TENANT_UPGRADE,
+            TenantUpgradeInput(tenant_id=tenant_id, plan=body.plan),
+        )
+
+    async def suspend(self, request: Request) -> Response:
+        context = identity(request)
+        tenant_id = request.path_params["tenant_id"]
+        await self._owner(context, tenant_id)
+        body = await parse_body(request, SuspendRequest)
+        tenant = await self.store.get_tenant(tenant_id)
+        if tenant is None:
+            raise NotFound("tenant")
+        if tenant.status is TenantStatus.SUSPENDED:
+            raise ServiceError(ErrorKind.CONFLICT, "the tenant is already suspended")
+        return await self._start(
+            request,
+            context,
+            WorkflowType.TENANT_SUSPENSION,
+            TenantSuspensionInput(tenant_id=tenant_id, reason=body.reason),
+        )
+
+    async def resume(self, request: Request) -> Response:
+        """Signals the tenant's suspension workflow (an owner of the tenant)."""
+        context = identity(request)
+        tenant_id = request.path_params["tenant_id"]
+        await self._owner(context, tenant_id)
+        tenant = await self.store.get_tenant(tenant_id)
+        operation_id = await self.store.status_operation(tenant_id)
+        if tenant is None or tenant.status is not TenantStatus.SUSPENDED or operation_id is None:
+            raise ServiceError(ErrorKind.CONFLICT, "the tenant is not suspended")
+        handle = self.runtime.operations.client.get_workflow_handle(operation_id)
+        try:
+            with use_context(context):
+                await handle.signal(
+                    SignalName.RESUME_TENANT.value,
+                    ResumeTenantSignal(requested_by=context.user_id),
+                )
+        except RPCError as error:
+            if error.status is RPCStatusCode.NOT_FOUND:
+                raise ServiceError(ErrorKind.CONFLICT, "the suspension has ended") from error
+            raise ServiceError(
+                ErrorKind.EXTERNAL_SERVICE, "the workflow service is unavailable"
+            ) from error
+        return json(OperationAccepted(operation_id=operation_id), status=202)
+
+    async def invoices(self, request: Request) -> Response:
+        context = identity(request)
+        tenant_id = request.path_params["tenant_id"]
+        await self._manager(context, tenant_id)
+        return json(InvoicePage(items=await self.store.invoices_of(tenant_id)))
+
+
+def routes(runtime: ServiceRuntime) -> Sequence[BaseRoute]:
+    return TenantApi(runtime).routes()

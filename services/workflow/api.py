@@ -1,0 +1,218 @@
+"""The workflow service's HTTP API (server mode), under ``/api/workflow/`` with a bearer token.
+
+Monitoring: the caller's tenant's operations (list, describe with progress, step history);
+another tenant's operation does not exist here (404). Starting the cross-service workflows:
+onboarding (tenant admins), compliance export and erasure (the user themself, or a tenant
+admin for a member). An export archive downloads only with the exported user's own token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from contracts.auth import Permission, permissions_for
+from contracts.context import RequestContext
+from contracts.errors import ErrorKind
+from contracts.names import WorkflowType
+from contracts.operations import OperationStatus
+from contracts.workflow import ComplianceEraseInput, ComplianceExportInput, UserOnboardingInput
+from services.common.errors import NotFound, ServiceError
+from services.common.http import identity, json, parse_body
+from services.common.service import ServiceRuntime
+from services.workflow.activities import exports_dir
+from services.workflow.models import (
+    ComplianceRequest,
+    HistoryStep,
+    OperationDetail,
+    OperationHistory,
+    OperationStarted,
+)
+from services.workflow.store import WorkflowStore
+from workflow_client.errors import (
+    InvalidOperationId,
+    OperationAlreadyExists,
+    OperationNotFound,
+    TemporalUnavailable,
+    WorkflowFailed,
+)
+
+
+class OperationQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: WorkflowType | None = None
+    status: OperationStatus | None = None
+    user_id: str | None = Field(default=None, min_length=1, max_length=64)
+    page_size: int = Field(default=20, ge=1, le=100)
+    page_token: str | None = Field(default=None, max_length=4096)
+
+
+@contextmanager
+def _workflow_errors() -> Iterator[None]:
+    """workflow_client errors as the taxonomy's (safe messages only)."""
+    try:
+        yield
+    except WorkflowFailed as error:
+        raise ServiceError(error.kind, error.message) from error
+    except (OperationNotFound, InvalidOperationId) as error:
+        raise NotFound("operation") from error
+    except OperationAlreadyExists as error:
+        raise ServiceError(ErrorKind.CONFLICT, "the operation already exists") from error
+    except TemporalUnavailable as error:
+        raise ServiceError(
+            ErrorKind.EXTERNAL_SERVICE, "the workflow service is unavailable"
+        ) from error
+
+
+def _require(context: RequestContext, permission: Permission) -> None:
+    if permission not in permissions_for(context.roles):
+        raise ServiceError(ErrorKind.AUTHORIZATION, "permission denied")
+
+
+class WorkflowApi:
+    def __init__(self, runtime: ServiceRuntime) -> None:
+        self.runtime = runtime
+        self.store = WorkflowStore(runtime.db)
+
+    def routes(self) -> Sequence[BaseRoute]:
+        return [
+            Route("/api/workflow/operations", self.list_operations, methods=["GET"]),
+            Route("/api/workflow/operations/{operation_id}", self.describe, methods=["GET"]),
+            Route("/api/workflow/operations/{operation_id}/history", self.history, methods=["GET"]),
+            Route("/api/workflow/onboarding", self.onboard, methods=["POST"]),
+            Route("/api/workflow/compliance/exports", self.export, methods=["POST"]),
+            Route("/api/workflow/compliance/erasures", self.erase, methods=["POST"]),
+            Route("/api/workflow/compliance/audit", self.audit, methods=["GET"]),
+            Route("/api/workflow/exports/{operation_id}", self.download, methods=["GET"]),
+        ]
+
+    # Monitoring -----------------------------------------------------------------------
+
+    async def list_operations(self, request: Request) -> Response:
+        context = identity(request)
+        query = OperationQuery.model_validate(dict(request.query_params))
+        with _workflow_errors():
+            page = await self.runtime.operations.list_operations(
+                context,
+                workflow_type=query.type.value if query.type else None,
+                status=query.status,
+                user_id=query.user_id,
+                page_size=query.page_size,
+                page_token=query.page_token,
+            )
+        return json(page)
+
+    async def describe(self, request: Request) -> Response:
+        context = identity(request)
+        with _workflow_errors():
+            snapshot = await self.runtime.operations.progress(
+                context, request.path_params["operation_id"]
+            )
+        progress = snapshot.report.progress
+        return json(
+            OperationDetail(
+                operation=snapshot.operation,
+                current_step=progress.current_step,
+                completed=progress.completed,
+                total=progress.total,
+            )
+        )
+
+    async def history(self, request: Request) -> Response:
+        context = identity(request)
+        with _workflow_errors():
+            snapshot = await self.runtime.operations.progress(
+                context, request.path_params["operation_id"]
+            )
+        return json(
+            OperationHistory(
+                operation_id=snapshot.operation.id,
+                steps=[HistoryStep.of(event) for event in snapshot.report.events],
+            )
+        )
+
+    # Starting the cross-service workflows ---------------------------------------------
+
+    async def _start(
+        self,
+        request: Request,
+        context: RequestContext,
+        workflow_type: WorkflowType,
+        body: BaseModel,
+    ) -> Response:
+        with _workflow_errors():
+            operation = await self.runtime.operations.start(
+                context,
+                workflow_type.value,
+                body,
+                request_key=request.headers.get("Idempotency-Key"),
+            )
+        return json(OperationStarted(operation_id=operation.id), status=202)
+
+    async def onboard(self, request: Request) -> Response:
+        context = identity(request)
+        body = await parse_body(request, UserOnboardingInput)
+        if body.tenant_id != context.tenant_id:
+            raise NotFound("tenant")
+        _require(context, Permission.MEMBERS_INVITE)
+        return await self._start(request, context, WorkflowType.USER_ONBOARDING, body)
+
+    def _subject(self, context: RequestContext, body: ComplianceRequest) -> str:
+        user_id = body.user_id or context.user_id
+        if user_id != context.user_id:
+            # Each service still checks the user is a member of the caller's tenant.
+            _require(context, Permission.MEMBERS_MANAGE)
+        return user_id
+
+    async def export(self, request: Request) -> Response:
+        context = identity(request)
+        body = await parse_body(request, ComplianceRequest)
+        user_id = self._subject(context, body)
+        return await self._start(
+            request,
+            context,
+            WorkflowType.COMPLIANCE_EXPORT,
+            ComplianceExportInput(user_id=user_id),
+        )
+
+    async def erase(self, request: Request) -> Response:
+        context = identity(request)
+        body = await parse_body(request, ComplianceRequest)
+        user_id = self._subject(context, body)
+        return await self._start(
+            request,
+            context,
+            WorkflowType.COMPLIANCE_ERASE,
+            ComplianceEraseInput(user_id=user_id, reason=body.reason),
+        )
+
+    async def audit(self, request: Request) -> Response:
+        context = identity(request)
+        _require(context, Permission.MEMBERS_MANAGE)
+        return json(await self.store.audits_in(context.tenant_id))
+
+    async def download(self, request: Request) -> Response:
+        """Only the exported user, with their own token; to anyone else it does not exist."""
+        context = identity(request)
+        row = await self.store.get_export(request.path_params["operation_id"])
+        if row is None or row.user_id != context.user_id:
+            raise NotFound("export")
+        path = exports_dir(self.runtime.settings) / row.file_name
+        if not path.is_file():
+            raise NotFound("export")
+        return FileResponse(
+            path,
+            media_type="application/zip",
+            filename=f"adx-export-{row.created_at:%Y%m%d}.zip",
+            headers={"cache-control": "no-store"},
+        )
+
+
+def routes(runtime: ServiceRuntime) -> Sequence[BaseRoute]:
+    return WorkflowApi(runtime).routes()
