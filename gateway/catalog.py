@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from pydantic import BaseModel
 
-from contracts import user
+from contracts import file, tenant, user, workflow
 from contracts.names import WorkflowType
 
 
@@ -26,6 +26,7 @@ class CatalogEntry:
 
 
 ADMINS = frozenset({"owner", "admin"})
+OWNERS = frozenset({"owner"})
 QUICK = timedelta(seconds=5)
 
 _ENTRIES = [
@@ -65,6 +66,68 @@ _ENTRIES = [
         "apply one action to many users",
         result_model=user.BulkUserOperationResult,
         roles=ADMINS,
+    ),
+    # tenant service
+    CatalogEntry(
+        WorkflowType.GET_TENANT_DATA,
+        tenant.GetTenantDataInput,
+        "the tenant's data for the caller (read)",
+        result_model=tenant.TenantData,
+        sync_budget=QUICK,
+    ),
+    CatalogEntry(
+        WorkflowType.TENANT_PROVISIONING,
+        tenant.TenantProvisioningInput,
+        "create a tenant owned by the caller",
+        result_model=tenant.TenantProvisioningResult,
+    ),
+    CatalogEntry(
+        WorkflowType.TENANT_UPGRADE,
+        tenant.TenantUpgradeInput,
+        "change the tenant's plan (invoiced)",
+        result_model=tenant.TenantUpgradeResult,
+        roles=OWNERS,
+    ),
+    CatalogEntry(
+        WorkflowType.TENANT_SUSPENSION,
+        tenant.TenantSuspensionInput,
+        "suspend the tenant (reversible, data kept)",
+        result_model=tenant.TenantSuspensionResult,
+        roles=OWNERS,
+    ),
+    # cross-service workflows
+    CatalogEntry(
+        WorkflowType.USER_ONBOARDING,
+        workflow.UserOnboardingInput,
+        "invite a new user into the tenant",
+        result_model=workflow.UserOnboardingResult,
+        roles=ADMINS,
+    ),
+    CatalogEntry(
+        WorkflowType.COMPLIANCE_EXPORT,
+        workflow.ComplianceExportInput,
+        "export one user's data from every service",
+        result_model=workflow.ComplianceExportResult,
+    ),
+    CatalogEntry(
+        WorkflowType.COMPLIANCE_ERASE,
+        workflow.ComplianceEraseInput,
+        "erase one user's personal data everywhere (audited)",
+        result_model=workflow.ComplianceEraseResult,
+    ),
+    # file service (uploads go through POST /api/file/uploads: bytes are streamed there)
+    CatalogEntry(
+        WorkflowType.GET_RECENT_FILES,
+        file.RecentFilesInput,
+        "the caller's recent files (read)",
+        result_model=file.RecentFiles,
+        sync_budget=QUICK,
+    ),
+    CatalogEntry(
+        WorkflowType.FILE_SHARING,
+        file.FileSharingInput,
+        "share a file with a member",
+        result_model=file.FileSharingResult,
     ),
 ]
 
