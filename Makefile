@@ -5,7 +5,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint typecheck pytest install system-deps clean
+.PHONY: dev test lint typecheck pytest install system-deps clean bench \
+	node-deps router-deps schema-deps sdk-deps schema schema-check sdk-check
+
+# Node packages come from the committed lockfiles only (npm ci), each folder once per lockfile
+# change: router/ (the gateway, ~500 MB: dev and the router tests), router/compose/ (composition
+# and graphql-inspector, small), sdk/ (codegen, TypeScript, graphql-ws/sse).
+NPM_CI := npm ci --no-audit --no-fund --loglevel=error
+ROUTER_STAMP := router/node_modules/.installed
+SCHEMA_STAMP := router/compose/node_modules/.installed
+SDK_STAMP := sdk/node_modules/.installed
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +27,7 @@ install: $(STAMP)
 system-deps:
 	@bash scripts/system-deps.sh
 
-dev: install
+dev: install router-deps schema-deps
 	$(BIN)/adx dev $(ARGS)
 
 lint: install
@@ -28,10 +37,58 @@ lint: install
 typecheck: install
 	$(BIN)/mypy .
 
-pytest: install system-deps
+pytest: install system-deps router-deps schema-deps sdk-deps
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test: lint typecheck pytest
+test: lint typecheck schema-check sdk-check pytest
+
+# Benchmarks (bench/): starts its own stack on free ports, prints a table, writes JSON under
+# bench/results/. `make bench ARGS=--quick` takes about a minute and a half.
+bench: install system-deps
+	$(BIN)/python -m bench $(ARGS)
+
+# Node.js >= 20 and npm (the machine's; Debian's packages when missing).
+node-deps:
+	@if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then \
+	  echo "node-deps: installing Debian's nodejs and npm"; \
+	  if [ "$$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi; \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null; \
+	fi
+	@node -e 'if (+process.versions.node.split(".")[0] < 20) { console.error("Node.js >= 20 is needed (the gateway), found " + process.version); process.exit(1) }'
+
+$(ROUTER_STAMP): router/package-lock.json | node-deps
+	cd router && $(NPM_CI)
+	@touch $@
+
+$(SCHEMA_STAMP): router/compose/package-lock.json | node-deps
+	cd router/compose && $(NPM_CI)
+	@touch $@
+
+$(SDK_STAMP): sdk/package-lock.json | node-deps
+	cd sdk && $(NPM_CI)
+	@touch $@
+
+router-deps: $(ROUTER_STAMP)
+schema-deps: $(SCHEMA_STAMP)
+sdk-deps: $(SDK_STAMP)
+
+# Regenerates every schema file from the code: subgraph SDL, supergraph, public SDL (refused if
+# it breaks the committed one without an allow-list entry), then the SDK's generated code.
+schema: install schema-deps sdk-deps
+	$(BIN)/adx schema export
+	$(BIN)/adx schema compose
+	cd sdk && node_modules/.bin/graphql-codegen --config codegen.ts && node_modules/.bin/tsc -p tsconfig.json
+
+# Composition succeeds, the committed schema files are what the code defines, no breaking change
+# outside schema/breaking-changes-allowed.txt.
+schema-check: install schema-deps
+	$(BIN)/adx schema check
+
+# The SDK's generated code is reproducible, it builds with tsc --strict, its unit tests pass.
+sdk-check: sdk-deps
+	bash sdk/scripts/check.sh
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf router/node_modules router/compose/node_modules sdk/node_modules sdk/dist sdk/build

@@ -31,6 +31,18 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "gateway": ("gateway.app", "run the API gateway"),
     "bff": ("graph.runtime", "run a BFF subgraph (auth, tenant, file, user, workflow)"),
+    "schema": (
+        "adx.schema_command",
+        "export, compose and check the supergraph schema; run the supergraph router",
+    ),
+    "histories": (
+        "adx.histories",
+        "record the workflow histories the replay tests check (tests/histories)",
+    ),
+    "deploy": (
+        "adx.deploy",
+        "Worker Versioning: promote a build to current, show each deployment's versions",
+    ),
     "codec-server": (
         "workflow_client.codec_server",
         "serve the codec server that decrypts Temporal payloads for the Temporal UI and CLI",

@@ -88,6 +88,12 @@ class Settings(BaseSettings):
     temporal_connect_attempts: int = 5
     temporal_connect_backoff_seconds: float = 0.5
     temporal_metrics_bind: str | None = None  # e.g. "127.0.0.1:9464" for SDK metrics
+    # Worker Versioning (workflow_client.versioning). Each service's worker joins the Worker
+    # Deployment "<worker_deployment_name>-<service>" as version worker_build_id. Unset build
+    # id (the dev default): unversioned workers, so `adx dev` needs no promotion step. Set it
+    # per release (e.g. the git sha) and promote with `adx deploy set-current --build-id ...`.
+    worker_deployment_name: str = "adx-core"
+    worker_build_id: str | None = None
 
     # Payload encryption: key id -> base64 32-byte AES key. The active key encrypts, every
     # listed key decrypts (rotation = add a key, make it active, keep the old one listed).

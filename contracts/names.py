@@ -30,6 +30,7 @@ class WorkflowType(StrEnum):
     TENANT_UPGRADE = "tenant_upgrade"
     TENANT_SUSPENSION = "tenant_suspension"
     GET_TENANT_DATA = "get_tenant_data"
+    TENANT_MEMBERSHIP_SYNC = "tenant_membership_sync"
     # file service
     FILE_UPLOAD = "file_upload"
     FILE_PROCESSING = "file_processing"
@@ -57,6 +58,7 @@ WORKFLOW_TASK_QUEUES: dict[WorkflowType, TaskQueue] = {
     WorkflowType.TENANT_UPGRADE: TaskQueue.TENANT,
     WorkflowType.TENANT_SUSPENSION: TaskQueue.TENANT,
     WorkflowType.GET_TENANT_DATA: TaskQueue.TENANT,
+    WorkflowType.TENANT_MEMBERSHIP_SYNC: TaskQueue.TENANT,
     WorkflowType.FILE_UPLOAD: TaskQueue.FILE,
     WorkflowType.FILE_PROCESSING: TaskQueue.FILE,
     WorkflowType.FILE_SHARING: TaskQueue.FILE,

@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, Field, JsonValue, StringConstraints
+from pydantic import BaseModel, Field, JsonValue, StringConstraints, model_validator
 
 
 class TenantActivity(StrEnum):
@@ -110,6 +110,16 @@ class TenantTask(StrEnum):
     RESTORE_PLAN = "tenant.restore_plan"  # compensates apply_plan
     SET_TENANT_STATUS = "tenant.set_tenant_status"
     LIST_MEMBERS = "tenant.list_members"
+    # tenant_membership_sync
+    READ_MEMBERSHIP = "tenant.read_membership"
+    CHANGE_MEMBERSHIP = "tenant.change_membership"
+    RESTORE_MEMBERSHIP = "tenant.restore_membership"  # compensates change_membership
+
+
+class MembershipChange(StrEnum):
+    ADD = "add"
+    SET_ROLES = "set_roles"
+    REMOVE = "remove"
 
 
 class TenantStatus(StrEnum):
@@ -272,6 +282,61 @@ class SetTenantStatusInput(BaseModel):
     operation_id: str
 
 
+class MemberSnapshot(BaseModel):
+    """A membership row as it is stored (what restore_membership puts back as it was)."""
+
+    tenant_id: str
+    user_id: str
+    roles: list[str]
+    status: MemberStatus
+    invited_by: str | None = None
+    created_at: datetime
+    created_by_operation: str | None = None
+
+
+class ReadMembershipInput(BaseModel):
+    tenant_id: str
+    user_id: str
+
+
+class MemberState(BaseModel):
+    tenant_id: str
+    user_id: str
+    # None: not a member.
+    member: MemberSnapshot | None = None
+
+
+class ChangeMembershipInput(BaseModel):
+    """Add (created by ``operation_id``), set the roles of, or remove one membership. A retry
+    finds its change made and changes nothing more; the last owner is never demoted or
+    removed (ConflictError)."""
+
+    tenant_id: str
+    user_id: str
+    change: MembershipChange
+    roles: list[str] = Field(default_factory=list, max_length=16)
+    operation_id: str
+
+
+class MembershipChanged(BaseModel):
+    tenant_id: str
+    user_id: str
+    change: MembershipChange
+    # The membership after the change (None: removed).
+    member: TenantMember | None = None
+    changed: bool
+
+
+class RestoreMembershipInput(BaseModel):
+    """Compensation of change_membership: puts ``previous`` back (None: removes the row, only
+    if ``operation_id`` created it)."""
+
+    tenant_id: str
+    user_id: str
+    operation_id: str
+    previous: MemberSnapshot | None = None
+
+
 class ListMembersInput(BaseModel):
     tenant_id: str
 
@@ -359,3 +424,31 @@ class TenantSuspensionResult(BaseModel):
 
 class GetTenantDataInput(BaseModel):
     tenant_id: str
+
+
+class TenantMembershipSyncInput(BaseModel):
+    """One membership change in the caller's tenant, carried to the tenant store, the auth
+    grants and the user service's membership projection (all three, or none)."""
+
+    tenant_id: str
+    user_id: str = Field(min_length=1, max_length=64)
+    change: MembershipChange
+    # The new roles (add, set_roles); ignored by remove.
+    roles: list[RoleName] = Field(default_factory=list, max_length=16)
+    activity_timeout_seconds: int = Field(default=DEFAULT_ACTIVITY_TIMEOUT_SECONDS, ge=1, le=600)
+
+    @model_validator(mode="after")
+    def _roles_when_needed(self) -> TenantMembershipSyncInput:
+        if self.change is not MembershipChange.REMOVE and not self.roles:
+            raise ValueError(f"{self.change.value} needs roles")
+        return self
+
+
+class TenantMembershipSyncResult(BaseModel):
+    tenant_id: str
+    user_id: str
+    change: MembershipChange
+    # The membership now (None: removed).
+    member: TenantMember | None = None
+    # The roles before the change (None: was not a member).
+    previous_roles: list[str] | None = None

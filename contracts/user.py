@@ -29,6 +29,9 @@ class UserActivity(StrEnum):
     SUSPEND_MEMBERSHIPS = "user.suspend_memberships"
     RESTORE_MEMBERSHIPS = "user.restore_memberships"
     REMOVE_MEMBERSHIP = "user.remove_membership"  # compensates upsert_membership of a new one
+    # tenant_membership_sync (tenant service): read the row first, put it back on failure
+    GET_MEMBERSHIP = "user.get_membership"
+    RESET_MEMBERSHIP = "user.reset_membership"  # compensates upsert_membership/remove_membership
     # activity log
     RECORD_ACTIVITY = "user.record_activity"
     RECENT_ACTIVITY = "user.recent_activity"
@@ -305,6 +308,38 @@ class RemoveMembershipInput(BaseModel):
 
     user_id: UserId
     tenant_id: TenantId
+
+
+class GetMembershipInput(BaseModel):
+    """One membership row of the caller's tenant, as stored (None when absent)."""
+
+    user_id: UserId
+    tenant_id: TenantId
+
+
+class MembershipSnapshot(BaseModel):
+    """What reset_membership puts back (the directory fields follow the profile)."""
+
+    user_id: str
+    tenant_id: str
+    roles: list[str]
+    status: MembershipStatus
+    suspended_by: str | None = None
+    created_by: str | None = None
+
+
+class MembershipState(BaseModel):
+    user_id: str
+    tenant_id: str
+    membership: MembershipSnapshot | None = None
+
+
+class ResetMembershipInput(BaseModel):
+    """Puts the row back as ``previous`` was (None: removes it); idempotent."""
+
+    user_id: UserId
+    tenant_id: TenantId
+    previous: MembershipSnapshot | None = None
 
 
 class SuspendMembershipsInput(BaseModel):

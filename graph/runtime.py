@@ -30,7 +30,11 @@ HELP = "run a BFF subgraph (auth 4001, tenant 4002, file 4003, user 4004, workfl
 
 # name -> module whose SUBGRAPH describes the BFF
 BFFS = {
+    "auth": "bffs.auth.subgraph",
+    "user": "bffs.user.subgraph",
     "workflow": "bffs.workflow.subgraph",
+    "tenant": "bffs.tenant.subgraph",
+    "file": "bffs.file.subgraph",
 }
 
 

@@ -20,7 +20,8 @@ T = TypeVar("T")
 strawberry.enum(OperationStatus, name="OperationStatus")
 
 
-@strawberry.type
+# Types every subgraph may define are shareable, or composition rejects the duplicates.
+@strawberry.federation.type(shareable=True)
 class Progress:
     current_step: str | None
     completed: int
@@ -53,7 +54,7 @@ class OperationRef:
         return cls(id=strawberry.ID(operation if isinstance(operation, str) else operation.id))
 
 
-@strawberry.type
+@strawberry.federation.type(shareable=True)
 class PageInfo:
     has_next_page: bool
     end_cursor: str | None

@@ -1,12 +1,23 @@
-"""Workers share the client's converter and interceptors by being built from that client."""
+"""Workers share the client's converter and interceptors by being built from that client.
+
+``deployment_config`` (from :func:`workflow_client.versioning.deployment_config`) makes the
+worker a version of its service's Worker Deployment; None keeps it unversioned."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.common import VersioningBehavior
+from temporalio.worker import (
+    UnsandboxedWorkflowRunner,
+    Worker,
+    WorkerDeploymentConfig,
+    WorkflowInstance,
+    WorkflowInstanceDetails,
+)
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 # Passed through the workflow sandbox: `contracts` must be the same module inside and
@@ -14,9 +25,28 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 PASSTHROUGH_MODULES = ("contracts", "pydantic", "pydantic_core", "structlog")
 
 
-def sandbox_runner() -> SandboxedWorkflowRunner:
+class UnversionedRunner(UnsandboxedWorkflowRunner):
+    """Runs workflows without the versioning behavior their ``@workflow.defn`` declares.
+
+    The server refuses a workflow task completion that names a versioning behavior from a
+    worker that is not versioned ("versioning behavior cannot be specified without
+    deployment options being set with versioned mode"), and the SDK sends the declared one
+    regardless. Unversioned workers (dev, tests) therefore drop it; versioned workers keep
+    it. Instantiated inside the sandbox for each run, so this module imports little.
+    """
+
+    def create_instance(self, det: WorkflowInstanceDetails) -> WorkflowInstance:
+        if det.defn.versioning_behavior not in (None, VersioningBehavior.UNSPECIFIED):
+            defn = dataclasses.replace(det.defn, versioning_behavior=VersioningBehavior.UNSPECIFIED)
+            det = dataclasses.replace(det, defn=defn)
+        return super().create_instance(det)
+
+
+def sandbox_runner(*, versioned: bool = False) -> SandboxedWorkflowRunner:
     restrictions = SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
-    return SandboxedWorkflowRunner(restrictions=restrictions)
+    if versioned:
+        return SandboxedWorkflowRunner(restrictions=restrictions)
+    return SandboxedWorkflowRunner(restrictions=restrictions, runner_class=UnversionedRunner)
 
 
 def create_worker(
@@ -25,13 +55,17 @@ def create_worker(
     task_queue: str,
     workflows: Sequence[type] = (),
     activities: Sequence[Callable[..., Any]] = (),
+    deployment_config: WorkerDeploymentConfig | None = None,
     **options: Any,
 ) -> Worker:
+    versioned = deployment_config is not None and deployment_config.use_worker_versioning
+    if deployment_config is not None:
+        options["deployment_config"] = deployment_config
     return Worker(
         client,
         task_queue=task_queue,
         workflows=workflows,
         activities=activities,
-        workflow_runner=sandbox_runner(),
+        workflow_runner=sandbox_runner(versioned=versioned),
         **options,
     )

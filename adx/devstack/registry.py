@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from adx.devstack.spec import HttpCheck, PortBinding, ProcessSpec, TableRow
 from adx.devstack.temporal import all_namespaces, temporal_spec
-from adx.settings import Settings
+from adx.settings import REPO_ROOT, Settings
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,25 @@ def worker_spec(settings: Settings, service: str) -> ProcessSpec:
     )
 
 
+def router_spec(settings: Settings) -> ProcessSpec:
+    """The supergraph router (GraphQL Hive Gateway) in front of the BFFs: ``adx schema router``
+    composes the supergraph from the code, then becomes the gateway."""
+    spec = adx_command_spec(
+        settings,
+        "router",
+        ["schema", "router"],
+        port_setting="router",
+        label="Supergraph router (GraphQL)",
+        health_path="/healthz",
+    )
+    # Composing first (every subgraph imported, Node started twice) takes longer than a BFF.
+    return replace(
+        spec,
+        table_rows=(TableRow("Supergraph router (GraphQL)", settings.url("router", "/graphql")),),
+        ready_timeout=60.0,
+    )
+
+
 def build_registry(settings: Settings) -> Registry:
     processes: list[ProcessSpec] = []
     not_started: dict[str, str] = {}
@@ -129,6 +148,10 @@ def build_registry(settings: Settings) -> Registry:
                 health_path="/healthz",
             )
         )
+    if (REPO_ROOT / "router" / "node_modules").is_dir():
+        processes.append(router_spec(settings))
+    else:
+        not_started["router"] = "router/node_modules is missing: run `make router-deps`"
 
     return Registry(tuple(processes), not_started, tuple(extra_rows))
 

@@ -38,7 +38,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import CursorResult, RowMapping
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import Insert
 
@@ -54,7 +54,7 @@ from services.auth.models import (
     TokenRow,
     UserRow,
 )
-from services.common.db import Database
+from services.common.db import Database, rowcount
 from services.common.email import OutgoingEmail, outbox_table
 from services.common.errors import ServiceError
 
@@ -152,10 +152,6 @@ email_outbox = outbox_table(metadata, "auth")
 _LINK_TOKEN = re.compile(r"token=[A-Za-z0-9_\-]+")
 
 
-def _rowcount(result: Any) -> int:
-    return int(cast(CursorResult[Any], result).rowcount)
-
-
 INVITED_PASSWORD_HASH = "!invited"  # noqa: S105 (a marker that no password matches)
 
 
@@ -191,12 +187,6 @@ class AuthStore:
         self.db = db
         self.outbox_table = email_outbox
 
-    def _insert_ignore(self, table: Table, **values: Any) -> Insert:
-        """INSERT that does nothing when a unique key already exists (idempotent writes)."""
-        if self.db.is_sqlite:
-            return sqlite_insert(table).values(**values).on_conflict_do_nothing()
-        return postgres_insert(table).values(**values).on_conflict_do_nothing()
-
     # Users -------------------------------------------------------------------------------
 
     async def get_user(self, user_id: str) -> UserRow | None:
@@ -221,8 +211,9 @@ class AuthStore:
             existing = await self._user_by_email(session, email)
             if existing is None:
                 inserted = await session.execute(
-                    self._insert_ignore(
-                        users,
+                    self.db.insert(users)
+                    .on_conflict_do_nothing()
+                    .values(
                         id=str(uuid.uuid4()),
                         email=email,
                         email_lower=email.lower(),
@@ -234,7 +225,7 @@ class AuthStore:
                         updated_at=now,
                     )
                 )
-                created = _rowcount(inserted) == 1
+                created = rowcount(inserted) == 1
                 existing = await self._user_by_email(session, email)
                 assert existing is not None
                 if created:
@@ -260,8 +251,9 @@ class AuthStore:
     async def seed_user(self, user_id: str, email: str, password_hash: str, now: datetime) -> bool:
         async with self.db.transaction() as session:
             result = await session.execute(
-                self._insert_ignore(
-                    users,
+                self.db.insert(users)
+                .on_conflict_do_nothing()
+                .values(
                     id=user_id,
                     email=email,
                     email_lower=email.lower(),
@@ -273,7 +265,7 @@ class AuthStore:
                     updated_at=now,
                 )
             )
-        return _rowcount(result) == 1
+        return rowcount(result) == 1
 
     async def activate_user(self, user_id: str, now: datetime) -> bool:
         """pending -> active; True if it changed (already active is fine: a retry)."""
@@ -283,7 +275,7 @@ class AuthStore:
                 .where(users.c.id == user_id, users.c.status == UserStatus.PENDING.value)
                 .values(status=UserStatus.ACTIVE.value, email_verified_at=now, updated_at=now)
             )
-            if _rowcount(result) == 1:
+            if rowcount(result) == 1:
                 return True
             status = (
                 await session.execute(select(users.c.status).where(users.c.id == user_id))
@@ -301,7 +293,7 @@ class AuthStore:
                 .where(users.c.id == user_id, users.c.status == UserStatus.ACTIVE.value)
                 .values(status=UserStatus.PENDING.value, email_verified_at=None, updated_at=now)
             )
-        return _rowcount(result) == 1
+        return rowcount(result) == 1
 
     async def delete_pending_user(self, user_id: str) -> bool:
         """Removes a pending user with everything it owns; an active user is never touched."""
@@ -324,8 +316,9 @@ class AuthStore:
         email = email.strip()
         async with self.db.transaction() as session:
             inserted = await session.execute(
-                self._insert_ignore(
-                    users,
+                self.db.insert(users)
+                .on_conflict_do_nothing()
+                .values(
                     id=user_id,
                     email=email,
                     email_lower=email.lower(),
@@ -341,7 +334,7 @@ class AuthStore:
             found = await self._user_by_email(session, email)
         if found is None:  # the id exists with another address
             raise ServiceError(ErrorKind.CONFLICT, "the invitation conflicts with another account")
-        return found, _rowcount(inserted) == 1
+        return found, rowcount(inserted) == 1
 
     async def delete_invited_user(self, user_id: str, outbox_key: str | None = None) -> bool:
         """Removes a still-invited account with everything it owns (and the invitation email
@@ -412,15 +405,15 @@ class AuthStore:
             ).scalar_one_or_none()
             for table in (recovery_codes, mfa_secrets, tokens, tenant_grants, sessions):
                 result = await session.execute(delete(table).where(table.c.user_id == user_id))
-                counts[table.name] = _rowcount(result)
+                counts[table.name] = rowcount(result)
             counts[email_outbox.name] = 0
             if email is not None:
                 result = await session.execute(
                     delete(email_outbox).where(func.lower(email_outbox.c.recipient) == email)
                 )
-                counts[email_outbox.name] = _rowcount(result)
+                counts[email_outbox.name] = rowcount(result)
             result = await session.execute(delete(users).where(users.c.id == user_id))
-            counts[users.name] = _rowcount(result)
+            counts[users.name] = rowcount(result)
         return counts
 
     async def set_account_status(self, user_id: str, status: UserStatus, now: datetime) -> bool:
@@ -439,7 +432,7 @@ class AuthStore:
                 .where(users.c.id == user_id, users.c.status != status.value)
                 .values(status=status.value, updated_at=now)
             )
-        return _rowcount(result) == 1
+        return rowcount(result) == 1
 
     async def set_password(self, user_id: str, password_hash: str, now: datetime) -> None:
         async with self.db.transaction() as session:
@@ -465,8 +458,9 @@ class AuthStore:
             await session.execute(insert(tokens).values(**token.model_dump(mode="python")))
             if email is not None:
                 await session.execute(
-                    self._insert_ignore(
-                        email_outbox,
+                    self.db.insert(email_outbox)
+                    .on_conflict_do_nothing()
+                    .values(
                         id=str(uuid.uuid4()),
                         idempotency_key=email.idempotency_key,
                         recipient=email.to,
@@ -485,7 +479,7 @@ class AuthStore:
                 .where(tokens.c.id == token_id, tokens.c.used_at.is_(None))
                 .values(token_hash=new_hash)
             )
-        return _rowcount(result) == 1
+        return rowcount(result) == 1
 
     async def get_token(self, token_id: str) -> TokenRow | None:
         async with self.db.transaction() as session:
@@ -528,7 +522,7 @@ class AuthStore:
             )
             .values(used_at=now)
         )
-        return _rowcount(result) == 1
+        return rowcount(result) == 1
 
     async def consume_reset_token(
         self, token_id: str, user_id: str, password_hash: str, now: datetime
@@ -573,7 +567,7 @@ class AuthStore:
     async def delete_tokens_for_subject(self, subject_id: str) -> int:
         async with self.db.transaction() as session:
             result = await session.execute(delete(tokens).where(tokens.c.subject_id == subject_id))
-        return _rowcount(result)
+        return rowcount(result)
 
     async def consume_exchange_code(self, hashed: str, now: datetime) -> TokenRow | None:
         """The session-exchange token with this hash, used up now; None if unknown, used or
@@ -648,8 +642,9 @@ class AuthStore:
             if exists is None:
                 raise ServiceError(ErrorKind.NOT_FOUND, "user not found")
             await session.execute(
-                self._insert_ignore(
-                    tenant_grants,
+                self.db.insert(tenant_grants)
+                .on_conflict_do_nothing()
+                .values(
                     user_id=user_id,
                     tenant_id=tenant_id,
                     roles=roles,
@@ -670,8 +665,9 @@ class AuthStore:
     ) -> None:
         async with self.db.transaction() as session:
             await session.execute(
-                self._insert_ignore(
-                    tenant_grants,
+                self.db.insert(tenant_grants)
+                .on_conflict_do_nothing()
+                .values(
                     user_id=user_id,
                     tenant_id=tenant_id,
                     roles=list(roles),
@@ -688,7 +684,7 @@ class AuthStore:
                     tenant_grants.c.user_id == user_id, tenant_grants.c.tenant_id == tenant_id
                 )
             )
-        return _rowcount(result) == 1
+        return rowcount(result) == 1
 
     async def get_grant(self, user_id: str, tenant_id: str) -> GrantRow | None:
         query = select(tenant_grants).where(
@@ -769,7 +765,7 @@ class AuthStore:
                 )
                 .values(status=MfaSecretStatus.DISCARDED.value)
             )
-        return _rowcount(result) == 1
+        return rowcount(result) == 1
 
     async def enable_mfa(
         self, user_id: str, secret_id: str, code_hashes: Sequence[str], now: datetime
@@ -832,7 +828,7 @@ class AuthStore:
                 .where(mfa_secrets.c.id == secret_id, mfa_secrets.c.last_used_step < step)
                 .values(last_used_step=step)
             )
-        return _rowcount(result) == 1
+        return rowcount(result) == 1
 
     async def use_recovery_code(self, user_id: str, code_hash: str, now: datetime) -> bool:
         async with self.db.transaction() as session:
@@ -845,7 +841,7 @@ class AuthStore:
                 )
                 .values(used_at=now)
             )
-        return _rowcount(result) == 1
+        return rowcount(result) == 1
 
     async def unused_recovery_codes(self, user_id: str) -> int:
         query = select(func.count()).where(
@@ -929,7 +925,7 @@ class SqlSessionStore:
                 .where(sessions.c.id == session_id, sessions.c.revoked_at.is_(None))
                 .values(revoked_at=now)
             )
-        return _rowcount(result) == 1
+        return rowcount(result) == 1
 
     async def restore(self, session_id: str) -> bool:
         async with self._db.transaction() as session:
@@ -938,12 +934,12 @@ class SqlSessionStore:
                 .where(sessions.c.id == session_id, sessions.c.revoked_at.is_not(None))
                 .values(revoked_at=None)
             )
-        return _rowcount(result) == 1
+        return rowcount(result) == 1
 
     async def delete(self, session_id: str) -> bool:
         async with self._db.transaction() as session:
             result = await session.execute(delete(sessions).where(sessions.c.id == session_id))
-        return _rowcount(result) == 1
+        return rowcount(result) == 1
 
     async def rotate_refresh(
         self, session_id: str, expected_hash: str, new_hash: str, now: datetime
@@ -958,7 +954,7 @@ class SqlSessionStore:
                 )
                 .values(refresh_token_hash=new_hash, refreshed_at=now)
             )
-        return _rowcount(result) == 1
+        return rowcount(result) == 1
 
 
 def _now() -> datetime:

@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 from temporalio import workflow
+from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
@@ -56,6 +57,9 @@ with workflow.unsafe.imports_passed_through():
     from services.common.progress import ProgressLog
     from services.common.retry import COMPENSATION_RETRY, DEFAULT_RETRY
     from services.common.saga import Saga, root_cause
+
+# Worker Versioning behaviors (workflow_client/versioning.py, CONTRIBUTING.md).
+PINNED = VersioningBehavior.PINNED
 
 R = TypeVar("R", bound=BaseModel)
 
@@ -108,7 +112,8 @@ async def wait_until(deadline: datetime, ready: Sequence[object]) -> bool:
     return True
 
 
-@workflow.defn(name=WorkflowType.USER_REGISTRATION.value)
+# Pinned: waits days for the link; each run ends on the build it began on.
+@workflow.defn(name=WorkflowType.USER_REGISTRATION.value, versioning_behavior=PINNED)
 class UserRegistrationWorkflow:
     """Verification email -> wait for the link (``verify_email`` signal) -> activate -> optional
     tenant grant. On expiry the pending user and its tokens are deleted and the workflow fails
@@ -209,7 +214,8 @@ class UserRegistrationWorkflow:
                 self._log.record(EventKind.MESSAGE, "verify_email", "the link was refused")
 
 
-@workflow.defn(name=WorkflowType.PASSWORD_RESET.value)
+# Pinned: waits hours for the reset; each run ends on the build it began on.
+@workflow.defn(name=WorkflowType.PASSWORD_RESET.value, versioning_behavior=PINNED)
 class PasswordResetWorkflow:
     """Reset email with a single-use link -> wait for ``reset_password`` (sent by the confirm
     endpoint after it stored the new password hash) -> revoke every session of the user."""
@@ -291,7 +297,8 @@ class PasswordResetWorkflow:
                 self._log.record(EventKind.MESSAGE, "await_reset", "the reset was refused")
 
 
-@workflow.defn(name=WorkflowType.MFA_SETUP.value)
+# Pinned: waits for a person's code; each run ends on the build it began on.
+@workflow.defn(name=WorkflowType.MFA_SETUP.value, versioning_behavior=PINNED)
 class MfaSetupWorkflow:
     """Wait for ``confirm_mfa`` with a valid TOTP code (each attempt's outcome is answered by
     the ``mfa_attempt`` query; after ``max_attempts`` wrong codes or at the deadline the setup

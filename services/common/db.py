@@ -7,15 +7,16 @@ busy timeout (two processes write to the same file).
 from __future__ import annotations
 
 import fcntl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event, text
-from sqlalchemy.engine import Connection
+from sqlalchemy import Table, event, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, CursorResult
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -32,6 +33,11 @@ def database_url(settings: Settings, service: str) -> str:
     path = settings.data_dir / "services" / f"{service}.sqlite"
     path.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite+aiosqlite:///{path}"
+
+
+def rowcount(result: Any) -> int:
+    """Rows an INSERT/UPDATE/DELETE touched."""
+    return int(cast(CursorResult[Any], result).rowcount)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -55,6 +61,18 @@ class Database:
     @classmethod
     def from_settings(cls, settings: Settings, service: str) -> Database:
         return cls(database_url(settings, service), service)
+
+    def insert(self, table: Table) -> postgresql.Insert | sqlite.Insert:
+        """INSERT with ON CONFLICT support (both dialects spell it the same)."""
+        return sqlite.insert(table) if self.is_sqlite else postgresql.insert(table)
+
+    async def insert_if_absent(
+        self, session: AsyncSession, table: Table, keys: Sequence[str], **values: Any
+    ) -> bool:
+        """Inserts the row unless one with the same key exists; True if it was inserted.
+        Idempotent writes (a retried activity) are built on it."""
+        statement = self.insert(table).values(**values).on_conflict_do_nothing(index_elements=keys)
+        return rowcount(await session.execute(statement)) == 1
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:

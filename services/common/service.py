@@ -26,6 +26,7 @@ from services.common.db import Database
 from services.common.http import create_service_app
 from workflow_client.connect import connect, ensure_namespace
 from workflow_client.operations import WorkflowOperations
+from workflow_client.versioning import deployment_config
 from workflow_client.worker import create_worker
 
 log = structlog.stdlib.get_logger(__name__)
@@ -109,17 +110,26 @@ async def serve(definition: ServiceDefinition, settings: Settings) -> None:
 
 async def work(definition: ServiceDefinition, settings: Settings) -> None:
     runtime = await open_runtime(definition, settings)
+    # Set (settings.worker_build_id): this worker is one build of the service's deployment.
+    deployment = deployment_config(settings, definition.name)
     worker = create_worker(
         runtime.client,
         task_queue=definition.task_queue.value,
         workflows=definition.workflows,
         activities=definition.activities(runtime),
+        deployment_config=deployment,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    log.info("worker.started", service=definition.name, task_queue=definition.task_queue.value)
+    log.info(
+        "worker.started",
+        service=definition.name,
+        task_queue=definition.task_queue.value,
+        deployment=deployment.version.deployment_name if deployment else None,
+        build_id=deployment.version.build_id if deployment else None,
+    )
     async with worker:
         await stop.wait()
     log.info("worker.stopped", service=definition.name)

@@ -29,14 +29,13 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from contracts.errors import ErrorKind
 from contracts.file import FileStatus, Permission, QuotaUsage
-from services.common.db import Database
+from services.common.db import Database, rowcount
 from services.common.email import outbox_table
 from services.common.errors import ServiceError
 from services.file.models import FileRecord, NewFile, PageCursor, PermissionRecord
@@ -254,7 +253,7 @@ class FileStore:
                 )
                 .values(status=FileStatus.DELETED.value, deleted_at=stamp, updated_at=stamp)
             )
-            if _rowcount(result) == 0:
+            if rowcount(result) == 0:
                 return None
             return await self._find(session, file_id)
 
@@ -269,7 +268,7 @@ class FileStore:
             result = await session.execute(
                 delete(files).where(files.c.id == file_id, files.c.tenant_id == tenant_id)
             )
-            return _rowcount(result) > 0
+            return rowcount(result) > 0
 
     async def set_status(self, tenant_id: str, file_id: str, status: FileStatus) -> None:
         await self._update(tenant_id, file_id, status=status.value)
@@ -294,7 +293,7 @@ class FileStore:
                 )
                 .values(provider=target, updated_at=now())
             )
-            return _rowcount(result) > 0
+            return rowcount(result) > 0
 
     async def count_on_provider(self, tenant_id: str, provider: str) -> tuple[int, int]:
         """(files, bytes) of the tenant's live files on a provider."""
@@ -448,9 +447,8 @@ class FileStore:
             "limit_bytes": self.default_quota_bytes,
             "updated_at": now(),
         }
-        dialect_insert = sqlite.insert if self.db.is_sqlite else postgresql.insert
         await session.execute(
-            dialect_insert(tenant_quotas).values(**values).on_conflict_do_nothing()
+            self.db.insert(tenant_quotas).values(**values).on_conflict_do_nothing()
         )
 
     async def _usage(self, session: AsyncSession, tenant_id: str, *, lock: bool) -> QuotaUsage:
@@ -474,8 +472,3 @@ class FileStore:
             limit_bytes=int(limit) if limit is not None else self.default_quota_bytes,
             used_bytes=int(used),
         )
-
-
-def _rowcount(result: object) -> int:
-    count = getattr(result, "rowcount", 0)
-    return int(count) if isinstance(count, int) else 0

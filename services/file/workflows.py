@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, VersioningBehavior
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
@@ -65,6 +65,10 @@ with workflow.unsafe.imports_passed_through():
     from services.common.saga import Saga, root_cause
     from services.file.keys import file_key, thumbnail_key
     from services.file.sniff import is_image
+
+# Worker Versioning behaviors (workflow_client/versioning.py, CONTRIBUTING.md).
+PINNED = VersioningBehavior.PINNED
+AUTO_UPGRADE = VersioningBehavior.AUTO_UPGRADE
 
 T = TypeVar("T")
 
@@ -127,7 +131,8 @@ def caller() -> RequestContext:
     return context
 
 
-@workflow.defn(name=WorkflowType.FILE_UPLOAD.value)
+# Pinned: a saga over scans/copies of up to hours; ends where it began.
+@workflow.defn(name=WorkflowType.FILE_UPLOAD.value, versioning_behavior=PINNED)
 class FileUploadWorkflow:
     """validate -> scan -> create record -> store -> owner permission -> process -> ready.
 
@@ -256,7 +261,8 @@ class FileUploadWorkflow:
         )
 
 
-@workflow.defn(name=WorkflowType.FILE_PROCESSING.value)
+# Auto-upgrade: a quick run; as an upload's child it starts on the upload's build.
+@workflow.defn(name=WorkflowType.FILE_PROCESSING.value, versioning_behavior=AUTO_UPGRADE)
 class FileProcessingWorkflow:
     """The content type sniffed from the stored bytes, metadata, and a thumbnail for images.
     Runs as the upload's child, or on its own to reprocess a stored file."""
@@ -311,7 +317,8 @@ class FileProcessingWorkflow:
         )
 
 
-@workflow.defn(name=WorkflowType.FILE_SHARING.value)
+# Auto-upgrade: done in seconds; a new build replays it (tests/replay).
+@workflow.defn(name=WorkflowType.FILE_SHARING.value, versioning_behavior=AUTO_UPGRADE)
 class FileSharingWorkflow:
     """authorize -> grant the permission -> notify by email; a failure takes the grant back."""
 
@@ -387,7 +394,8 @@ class FileSharingWorkflow:
         )()
 
 
-@workflow.defn(name=WorkflowType.FILE_MIGRATION.value)
+# Auto-upgrade: hours, continued-as-new in chunks; pinning would hold an old build that long.
+@workflow.defn(name=WorkflowType.FILE_MIGRATION.value, versioning_behavior=AUTO_UPGRADE)
 class FileMigrationWorkflow:
     """Moves every file of the caller's tenant from one provider to another, one file at a
     time (copy, verify the checksum, switch the record, delete the source), with a progress
@@ -488,7 +496,8 @@ class FileMigrationWorkflow:
         )
 
 
-@workflow.defn(name=WorkflowType.GET_RECENT_FILES.value)
+# Auto-upgrade: one read, milliseconds.
+@workflow.defn(name=WorkflowType.GET_RECENT_FILES.value, versioning_behavior=AUTO_UPGRADE)
 class GetRecentFilesWorkflow:
     """A read workflow for dashboards: the caller's newest files, one quick activity."""
 

@@ -19,6 +19,7 @@ from contracts.tenant import (
     AddMemberInput,
     ApplyPlanInput,
     Changed,
+    ChangeMembershipInput,
     CreateInvoiceInput,
     CreateTenantInput,
     CurrentTenantSet,
@@ -29,9 +30,14 @@ from contracts.tenant import (
     LoadTenantDataInput,
     MemberAdded,
     MemberList,
+    MembershipChange,
+    MembershipChanged,
+    MemberState,
     MemberStatus,
     PrepareUpgradeInput,
+    ReadMembershipInput,
     RemoveMemberInput,
+    RestoreMembershipInput,
     RestorePlanInput,
     SetCurrentTenantInput,
     SetTenantStatusInput,
@@ -90,6 +96,9 @@ class TenantActivities:
             self.restore_plan,
             self.set_tenant_status,
             self.list_members,
+            self.read_membership,
+            self.change_membership,
+            self.restore_membership,
         ]
 
     async def _pause(self) -> None:
@@ -340,3 +349,56 @@ class TenantActivities:
         return MemberList(
             tenant_id=input.tenant_id, members=await self.store.members(input.tenant_id)
         )
+
+    # tenant_membership_sync -------------------------------------------------------------
+
+    @service_activity(TenantTask.READ_MEMBERSHIP)
+    async def read_membership(self, input: ReadMembershipInput) -> MemberState:
+        """Read only: the row before the change (what the compensation puts back)."""
+        self._manager(input.tenant_id)
+        await self._tenant(input.tenant_id)
+        return MemberState(
+            tenant_id=input.tenant_id,
+            user_id=input.user_id,
+            member=await self.store.member_snapshot(input.tenant_id, input.user_id),
+        )
+
+    @service_activity(TenantTask.CHANGE_MEMBERSHIP)
+    async def change_membership(self, input: ChangeMembershipInput) -> MembershipChanged:
+        """By an owner/admin of the tenant; only an owner adds, changes or removes owners."""
+        context = self._manager(input.tenant_id)
+        await self._tenant(input.tenant_id)
+        if input.change is not MembershipChange.REMOVE and not input.roles:
+            raise ServiceError(ErrorKind.VALIDATION, "roles are required")
+        if "owner" not in context.roles:
+            current = await self.store.member(input.tenant_id, input.user_id)
+            if "owner" in input.roles or (current is not None and "owner" in current.roles):
+                raise ServiceError(ErrorKind.AUTHORIZATION, "only owners can change owners")
+        member, changed = await self.store.change_membership(
+            input.tenant_id,
+            input.user_id,
+            input.change,
+            list(dict.fromkeys(input.roles)),
+            context.user_id,
+            input.operation_id,
+        )
+        await self._pause()
+        return MembershipChanged(
+            tenant_id=input.tenant_id,
+            user_id=input.user_id,
+            change=input.change,
+            member=member,
+            changed=changed,
+        )
+
+    @service_activity(TenantTask.RESTORE_MEMBERSHIP)
+    async def restore_membership(self, input: RestoreMembershipInput) -> Changed:
+        self._manager(input.tenant_id)
+        if input.previous is not None and (
+            input.previous.tenant_id != input.tenant_id or input.previous.user_id != input.user_id
+        ):
+            raise ServiceError(ErrorKind.VALIDATION, "the snapshot is of another membership")
+        changed = await self.store.restore_membership(
+            input.tenant_id, input.user_id, input.operation_id, input.previous
+        )
+        return Changed(changed=changed)

@@ -1,7 +1,8 @@
 """The tenant service's HTTP API (server mode), under ``/api/tenant/`` with a bearer token.
 
 A tenant the caller does not belong to does not exist here (404); a member who may not do
-something is 403. Provisioning, switching, upgrades and suspension run as workflows.
+something is 403. Provisioning, switching, upgrades, suspension and member changes (added,
+roles changed, removed: tenant_membership_sync) run as workflows.
 """
 
 from __future__ import annotations
@@ -22,9 +23,12 @@ from contracts.errors import ErrorKind
 from contracts.names import SignalName, WorkflowType
 from contracts.tenant import (
     MANAGER_ROLES,
+    MembershipChange,
     MemberStatus,
     ResumeTenantSignal,
     TenantMember,
+    TenantMembershipSyncInput,
+    TenantMembershipSyncResult,
     TenantProvisioningInput,
     TenantStatus,
     TenantSuspensionInput,
@@ -59,6 +63,9 @@ from workflow_client.errors import (
 
 # How long POST /switch waits for tenant_switching before answering 202 with the operation.
 SWITCH_BUDGET = timedelta(seconds=10)
+# The same for the member endpoints and tenant_membership_sync.
+MEMBERSHIP_BUDGET = timedelta(seconds=5)
+LAST_OWNER = "the last owner cannot be demoted or removed"
 
 
 @contextmanager
@@ -198,12 +205,18 @@ class TenantApi:
         body = await parse_body(request, AddMemberRequest)
         if "owner" in body.roles and "owner" not in context.roles:
             raise ServiceError(ErrorKind.AUTHORIZATION, "only owners can add owners")
-        member, created = await self.store.add_member(
-            tenant_id, body.user_id, body.roles, context.user_id, None
-        )
-        if not created:
+        if await self.store.member(tenant_id, body.user_id) is not None:
             raise ServiceError(ErrorKind.CONFLICT, "already a member", fields={"user_id": "member"})
-        return json(member, status=201)
+        return await self._sync_membership(
+            request,
+            context,
+            TenantMembershipSyncInput(
+                tenant_id=tenant_id,
+                user_id=body.user_id,
+                change=MembershipChange.ADD,
+                roles=body.roles,
+            ),
+        )
 
     async def change_roles(self, request: Request) -> Response:
         context = identity(request)
@@ -217,7 +230,18 @@ class TenantApi:
         touches_owner = "owner" in body.roles or "owner" in target.roles
         if touches_owner and "owner" not in caller.roles:
             raise ServiceError(ErrorKind.AUTHORIZATION, "only owners can change owners")
-        return json(await self.store.set_member_roles(tenant_id, user_id, body.roles))
+        if await self.store.would_leave_no_owner(tenant_id, user_id, body.roles):
+            raise ServiceError(ErrorKind.CONFLICT, LAST_OWNER)
+        return await self._sync_membership(
+            request,
+            context,
+            TenantMembershipSyncInput(
+                tenant_id=tenant_id,
+                user_id=user_id,
+                change=MembershipChange.SET_ROLES,
+                roles=body.roles,
+            ),
+        )
 
     async def remove_member(self, request: Request) -> Response:
         context = identity(request)
@@ -229,8 +253,33 @@ class TenantApi:
             raise NotFound("member")
         if "owner" in target.roles and "owner" not in caller.roles:
             raise ServiceError(ErrorKind.AUTHORIZATION, "only owners can remove owners")
-        await self.store.remove_member_keeping_owner(tenant_id, user_id)
-        return Response(status_code=204)
+        if await self.store.would_leave_no_owner(tenant_id, user_id, None):
+            raise ServiceError(ErrorKind.CONFLICT, LAST_OWNER)
+        return await self._sync_membership(
+            request,
+            context,
+            TenantMembershipSyncInput(
+                tenant_id=tenant_id, user_id=user_id, change=MembershipChange.REMOVE
+            ),
+        )
+
+    async def _sync_membership(
+        self, request: Request, context: RequestContext, input: TenantMembershipSyncInput
+    ) -> Response:
+        """Runs tenant_membership_sync: 200 with its result when it finishes within the
+        budget, else 202 with the operation to follow."""
+        with _workflow_errors():
+            outcome = await self.runtime.operations.execute(
+                context,
+                WorkflowType.TENANT_MEMBERSHIP_SYNC.value,
+                input,
+                budget=MEMBERSHIP_BUDGET,
+                result_type=TenantMembershipSyncResult,
+                request_key=request.headers.get("Idempotency-Key"),
+            )
+        if outcome.result is None:
+            return json(OperationAccepted(operation_id=outcome.operation.id), status=202)
+        return json(outcome.result)
 
     # Operations -----------------------------------------------------------------------
 

@@ -31,7 +31,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.errors import ErrorKind
@@ -39,6 +38,8 @@ from contracts.tenant import (
     DEFAULT_ROLES,
     Invoice,
     InvoiceStatus,
+    MembershipChange,
+    MemberSnapshot,
     MemberStatus,
     Plan,
     Quotas,
@@ -46,7 +47,7 @@ from contracts.tenant import (
     TenantMember,
     TenantStatus,
 )
-from services.common.db import Database
+from services.common.db import Database, rowcount
 from services.common.errors import NotFound, ServiceError
 from services.tenant.billing import PlanTerms
 
@@ -169,10 +170,6 @@ def _utc(value: datetime | None) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _rowcount(result: Any) -> int:
-    return int(getattr(result, "rowcount", 0) or 0)
-
-
 def _tenant(row: Mapping[Any, Any], quota: Mapping[Any, Any] | None) -> Tenant:
     return Tenant(
         id=row["id"],
@@ -224,17 +221,6 @@ class TenantStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def _insert(self, table: Table) -> postgresql.Insert | sqlite.Insert:
-        if self.db.engine.dialect.name == "postgresql":
-            return postgresql.insert(table)
-        return sqlite.insert(table)
-
-    async def _insert_if_absent(
-        self, session: AsyncSession, table: Table, keys: Sequence[str], **values: Any
-    ) -> bool:
-        stmt = self._insert(table).values(**values).on_conflict_do_nothing(index_elements=keys)
-        return _rowcount(await session.execute(stmt)) == 1
-
     # Tenants --------------------------------------------------------------------------
 
     async def create_tenant(
@@ -244,7 +230,7 @@ class TenantStore:
         (or seeded) is a conflict for ``operation_id``."""
         now = now_utc()
         async with self.db.transaction() as session:
-            created = await self._insert_if_absent(
+            created = await self.db.insert_if_absent(
                 session,
                 tenants,
                 ["id"],
@@ -274,7 +260,7 @@ class TenantStore:
                     tenants.c.id == tenant_id, tenants.c.created_by_operation == operation_id
                 )
             )
-        return _rowcount(result) == 1
+        return rowcount(result) == 1
 
     async def get_tenant(self, tenant_id: str) -> Tenant | None:
         async with self.db.transaction() as session:
@@ -304,7 +290,7 @@ class TenantStore:
             result = await session.execute(
                 update(tenants).where(tenants.c.id == tenant_id).values(**values)
             )
-            if _rowcount(result) != 1:
+            if rowcount(result) != 1:
                 raise NotFound("tenant")
         tenant = await self.get_tenant(tenant_id)
         assert tenant is not None
@@ -318,7 +304,7 @@ class TenantStore:
                 .where(tenants.c.id == tenant_id, tenants.c.status != status.value)
                 .values(status=status.value, status_operation=operation_id, updated_at=now_utc())
             )
-        return _rowcount(result) == 1
+        return rowcount(result) == 1
 
     async def set_plan(
         self, tenant_id: str, plan: Plan, quota: Quotas | None, operation_id: str | None
@@ -367,7 +353,7 @@ class TenantStore:
             "operation_id": operation_id,
         }
         stmt = (
-            self._insert(quotas)
+            self.db.insert(quotas)
             .values(tenant_id=tenant_id, **values)
             .on_conflict_do_update(index_elements=["tenant_id"], set_=values)
         )
@@ -376,7 +362,7 @@ class TenantStore:
     async def set_quotas(self, tenant_id: str, quota: Quotas, operation_id: str | None) -> bool:
         """Sets the quotas if the tenant has none; True if this call set them."""
         async with self.db.transaction() as session:
-            return await self._insert_if_absent(
+            return await self.db.insert_if_absent(
                 session,
                 quotas,
                 ["tenant_id"],
@@ -394,7 +380,7 @@ class TenantStore:
                     quotas.c.tenant_id == tenant_id, quotas.c.operation_id == operation_id
                 )
             )
-        return _rowcount(result) == 1
+        return rowcount(result) == 1
 
     # Roles ----------------------------------------------------------------------------
 
@@ -404,7 +390,7 @@ class TenantStore:
         created: list[str] = []
         async with self.db.transaction() as session:
             for name, permissions in DEFAULT_ROLES.items():
-                if await self._insert_if_absent(
+                if await self.db.insert_if_absent(
                     session,
                     roles,
                     ["tenant_id", "name"],
@@ -424,7 +410,7 @@ class TenantStore:
                     roles.c.tenant_id == tenant_id, roles.c.created_by_operation == operation_id
                 )
             )
-        return _rowcount(result)
+        return rowcount(result)
 
     async def roles_of(self, tenant_id: str) -> dict[str, list[str]]:
         async with self.db.transaction() as session:
@@ -447,7 +433,7 @@ class TenantStore:
     ) -> tuple[TenantMember, bool]:
         """Adds the member unless present (an existing member is left as is)."""
         async with self.db.transaction() as session:
-            created = await self._insert_if_absent(
+            created = await self.db.insert_if_absent(
                 session,
                 memberships,
                 ["tenant_id", "user_id"],
@@ -485,7 +471,7 @@ class TenantStore:
             query = query.where(memberships.c.created_by_operation == operation_id)
         async with self.db.transaction() as session:
             result = await session.execute(query)
-        return _rowcount(result) == 1
+        return rowcount(result) == 1
 
     async def member(self, tenant_id: str, user_id: str) -> TenantMember | None:
         async with self.db.transaction() as session:
@@ -603,6 +589,139 @@ class TenantStore:
             )
         return _member(row)
 
+    async def would_leave_no_owner(
+        self, tenant_id: str, user_id: str, member_roles: list[str] | None
+    ) -> bool:
+        """True if setting the member's roles to ``member_roles`` (None: removing them)
+        would leave the tenant without an active owner (checked again by the change)."""
+        member = await self.member(tenant_id, user_id)
+        if member is None or "owner" not in member.roles:
+            return False
+        if member_roles is not None and "owner" in member_roles:
+            return False
+        async with self.db.transaction() as session:
+            try:
+                await self._keep_an_owner(session, tenant_id, user_id)
+            except ServiceError:
+                return True
+        return False
+
+    async def member_snapshot(self, tenant_id: str, user_id: str) -> MemberSnapshot | None:
+        """The membership row as stored (what restore_membership puts back)."""
+        async with self.db.transaction() as session:
+            row = (
+                (
+                    await session.execute(
+                        select(memberships).where(
+                            memberships.c.tenant_id == tenant_id,
+                            memberships.c.user_id == user_id,
+                        )
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        if row is None:
+            return None
+        return MemberSnapshot(
+            tenant_id=row["tenant_id"],
+            user_id=row["user_id"],
+            roles=list(row["roles"]),
+            status=MemberStatus(row["status"]),
+            invited_by=row["invited_by"],
+            created_at=_utc(row["created_at"]) or now_utc(),
+            created_by_operation=row["created_by_operation"],
+        )
+
+    async def change_membership(
+        self,
+        tenant_id: str,
+        user_id: str,
+        change: MembershipChange,
+        member_roles: list[str],
+        invited_by: str | None,
+        operation_id: str,
+    ) -> tuple[TenantMember | None, bool]:
+        """One change on behalf of ``operation_id``, with the last-owner rule checked in the
+        same transaction. Returns the membership after it (None: removed) and whether this
+        call changed anything (False: a retry found its change made)."""
+        where = (memberships.c.tenant_id == tenant_id, memberships.c.user_id == user_id)
+        async with self.db.transaction() as session:
+            row = (
+                (await session.execute(select(memberships).where(*where).with_for_update()))
+                .mappings()
+                .first()
+            )
+            if change is MembershipChange.ADD:
+                if row is not None:
+                    if row["created_by_operation"] == operation_id:
+                        return _member(row), False
+                    raise ServiceError(
+                        ErrorKind.CONFLICT, "already a member", fields={"user_id": "member"}
+                    )
+                await session.execute(
+                    memberships.insert().values(
+                        tenant_id=tenant_id,
+                        user_id=user_id,
+                        roles=member_roles,
+                        status=MemberStatus.ACTIVE.value,
+                        invited_by=invited_by,
+                        created_at=now_utc(),
+                        created_by_operation=operation_id,
+                    )
+                )
+            elif change is MembershipChange.SET_ROLES:
+                if row is None:
+                    raise NotFound("member")
+                if list(row["roles"]) == member_roles:
+                    return _member(row), False
+                if "owner" in row["roles"] and "owner" not in member_roles:
+                    await self._keep_an_owner(session, tenant_id, user_id)
+                await session.execute(update(memberships).where(*where).values(roles=member_roles))
+            else:
+                if row is None:
+                    return None, False
+                if "owner" in row["roles"]:
+                    await self._keep_an_owner(session, tenant_id, user_id)
+                await session.execute(delete(memberships).where(*where))
+                return None, True
+            found = (await session.execute(select(memberships).where(*where))).mappings().one()
+        return _member(found), True
+
+    async def restore_membership(
+        self, tenant_id: str, user_id: str, operation_id: str, previous: MemberSnapshot | None
+    ) -> bool:
+        """Compensation of change_membership: the row as ``previous`` was; with None, the row
+        is removed only if ``operation_id`` created it. True if this call changed anything."""
+        where = (memberships.c.tenant_id == tenant_id, memberships.c.user_id == user_id)
+        async with self.db.transaction() as session:
+            if previous is None:
+                result = await session.execute(
+                    delete(memberships).where(
+                        *where, memberships.c.created_by_operation == operation_id
+                    )
+                )
+                return rowcount(result) == 1
+            values = {
+                "roles": previous.roles,
+                "status": previous.status.value,
+                "invited_by": previous.invited_by,
+                "created_at": previous.created_at,
+                "created_by_operation": previous.created_by_operation,
+            }
+            current = (await session.execute(select(memberships).where(*where))).mappings().first()
+            if current is not None and all(
+                _utc(current[key]) == value if key == "created_at" else current[key] == value
+                for key, value in values.items()
+            ):
+                return False
+            await session.execute(
+                self.db.insert(memberships)
+                .values(tenant_id=tenant_id, user_id=user_id, **values)
+                .on_conflict_do_update(index_elements=["tenant_id", "user_id"], set_=values)
+            )
+        return True
+
     async def tenants_of(self, user_id: str) -> list[tuple[Tenant, TenantMember]]:
         """The tenants where the user has an active membership (keyed by user: their own)."""
         async with self.db.transaction() as session:
@@ -669,7 +788,7 @@ class TenantStore:
                 .first()
             )
             await session.execute(
-                self._insert(switches).values(
+                self.db.insert(switches).values(
                     operation_id=operation_id,
                     user_id=user_id,
                     from_tenant_id=None if previous is None else previous["tenant_id"],
@@ -680,7 +799,7 @@ class TenantStore:
             )
             values = {"tenant_id": tenant_id, "operation_id": operation_id, "updated_at": now}
             await session.execute(
-                self._insert(current_tenants)
+                self.db.insert(current_tenants)
                 .values(user_id=user_id, **values)
                 .on_conflict_do_update(index_elements=["user_id"], set_=values)
             )
@@ -743,7 +862,7 @@ class TenantStore:
                     "storage_bytes": plan.quotas.storage_bytes,
                 }
                 await session.execute(
-                    self._insert(plans)
+                    self.db.insert(plans)
                     .values(id=plan.plan.value, **values)
                     .on_conflict_do_update(index_elements=["id"], set_=values)
                 )
@@ -758,7 +877,7 @@ class TenantStore:
     ) -> Invoice:
         """One invoice per operation (its id derives from the operation)."""
         async with self.db.transaction() as session:
-            await self._insert_if_absent(
+            await self.db.insert_if_absent(
                 session,
                 invoices,
                 ["id"],
@@ -821,7 +940,7 @@ class TenantStore:
                 )
                 .values(status=status.value, paid_at=paid_at)
             )
-        return _rowcount(result) == 1
+        return rowcount(result) == 1
 
     async def delete_invoice(self, tenant_id: str, invoice_id: str) -> bool:
         """Compensation of create_invoice: an unpaid invoice only."""
@@ -833,7 +952,7 @@ class TenantStore:
                     invoices.c.status == InvoiceStatus.PENDING.value,
                 )
             )
-        return _rowcount(result) == 1
+        return rowcount(result) == 1
 
     # Data-subject requests ------------------------------------------------------------
 
@@ -866,9 +985,9 @@ class TenantStore:
             current_query = current_query.where(current_tenants.c.tenant_id == tenant_id)
         async with self.db.transaction() as session:
             counts = {
-                "tenant_memberships": _rowcount(await session.execute(member_query)),
-                "tenant_current": _rowcount(await session.execute(current_query)),
-                "tenant_switches": _rowcount(await session.execute(switch_query)),
+                "tenant_memberships": rowcount(await session.execute(member_query)),
+                "tenant_current": rowcount(await session.execute(current_query)),
+                "tenant_switches": rowcount(await session.execute(switch_query)),
             }
         return counts
 

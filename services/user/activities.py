@@ -27,10 +27,12 @@ from contracts.user import (
     DeactivateProfileInput,
     DeleteProfileInput,
     DiscardPreferencesInput,
+    GetMembershipInput,
     GetProfileInput,
     InitPreferencesInput,
     Membership,
     MembershipsChanged,
+    MembershipState,
     MembershipStatus,
     NoticeSent,
     PreferencesDiscarded,
@@ -43,6 +45,7 @@ from contracts.user import (
     RecentActivityInput,
     RecordActivityInput,
     RemoveMembershipInput,
+    ResetMembershipInput,
     RestoreMembershipsInput,
     RestoreProfileInput,
     SuspendMembershipsInput,
@@ -89,6 +92,8 @@ class UserActivities:
             self.suspend_memberships,
             self.restore_memberships,
             self.remove_membership,
+            self.get_membership,
+            self.reset_membership,
             self.record_activity,
             self.recent_activity,
             self.send_account_notice,
@@ -232,6 +237,31 @@ class UserActivities:
         removed = await self.store.remove_membership(input.user_id, input.tenant_id)
         return MembershipsChanged(
             user_id=input.user_id, tenant_ids=[input.tenant_id] if removed else []
+        )
+
+    @service_activity(UserActivity.GET_MEMBERSHIP)
+    async def get_membership(self, input: GetMembershipInput) -> MembershipState:
+        """Read only: the row as stored in the caller's tenant (tenant_membership_sync reads
+        it before changing it)."""
+        ensure_tenant(input.tenant_id, "membership")
+        return MembershipState(
+            user_id=input.user_id,
+            tenant_id=input.tenant_id,
+            membership=await self.store.membership_snapshot(input.user_id, input.tenant_id),
+        )
+
+    @service_activity(UserActivity.RESET_MEMBERSHIP)
+    async def reset_membership(self, input: ResetMembershipInput) -> MembershipsChanged:
+        """Compensation of upsert_membership/remove_membership in tenant_membership_sync."""
+        ensure_tenant(input.tenant_id, "membership")
+        previous = input.previous
+        if previous is not None and (
+            previous.user_id != input.user_id or previous.tenant_id != input.tenant_id
+        ):
+            raise ServiceError(ErrorKind.VALIDATION, "the snapshot is of another membership")
+        changed = await self.store.reset_membership(input.user_id, input.tenant_id, previous)
+        return MembershipsChanged(
+            user_id=input.user_id, tenant_ids=[input.tenant_id] if changed else []
         )
 
     # Activity log ---------------------------------------------------------------------

@@ -32,8 +32,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -44,12 +42,13 @@ from contracts.user import (
     BulkAction,
     BulkItemApplied,
     BulkItemInput,
+    MembershipSnapshot,
     MembershipStatus,
     ProfileValues,
     UserProfile,
     UserStatus,
 )
-from services.common.db import Database
+from services.common.db import Database, rowcount
 from services.common.email import outbox_table
 from services.common.errors import NotFound, ServiceError
 from services.user.models import MembershipRow
@@ -198,11 +197,6 @@ def _json_row(row: Mapping[Any, Any]) -> dict[str, Any]:
     }
 
 
-def _rowcount(result: Any) -> int:
-    assert isinstance(result, CursorResult)
-    return result.rowcount
-
-
 class ProfileConflict(ServiceError):
     def __init__(self, message: str) -> None:
         super().__init__(ErrorKind.CONFLICT, message)
@@ -211,19 +205,6 @@ class ProfileConflict(ServiceError):
 class UserStore:
     def __init__(self, db: Database) -> None:
         self.db = db
-
-    def _insert(self, table: Table) -> postgresql.Insert | sqlite.Insert:
-        """INSERT with ON CONFLICT (both dialects spell it the same)."""
-        if self.db.engine.dialect.name == "postgresql":
-            return postgresql.insert(table)
-        return sqlite.insert(table)
-
-    async def _insert_if_absent(
-        self, session: AsyncSession, table: Table, keys: Sequence[str], **values: Any
-    ) -> bool:
-        """Inserts the row unless one with the same key exists; True if it was inserted."""
-        stmt = self._insert(table).values(**values).on_conflict_do_nothing(index_elements=keys)
-        return _rowcount(await session.execute(stmt)) == 1
 
     # Profiles -------------------------------------------------------------------------
 
@@ -241,7 +222,7 @@ class UserStore:
         now = datetime.now(UTC)
         try:
             async with self.db.transaction() as session:
-                created = await self._insert_if_absent(
+                created = await self.db.insert_if_absent(
                     session,
                     profiles,
                     ["user_id"],
@@ -317,7 +298,7 @@ class UserStore:
             raise ProfileConflict("the email is already used by another user") from error
         if row is None:
             raise NotFound("user")
-        if _rowcount(result) == 0 and not (
+        if rowcount(result) == 0 and not (
             row["last_operation_id"] == operation_id and row["version"] == expected_version + 1
         ):
             raise ProfileConflict("the profile was changed meanwhile; try again")
@@ -339,7 +320,7 @@ class UserStore:
                     last_operation_id=f"{operation_id}:restored",
                 )
             )
-        return _rowcount(result) == 1
+        return rowcount(result) == 1
 
     async def deactivate_profile(
         self, user_id: str, operation_id: str, restore_deadline: datetime
@@ -359,7 +340,7 @@ class UserStore:
                     version=profiles.c.version + 1,
                 )
             )
-            if _rowcount(result) == 1:
+            if rowcount(result) == 1:
                 return True
             row = (
                 (await session.execute(select(profiles).where(profiles.c.user_id == user_id)))
@@ -391,7 +372,7 @@ class UserStore:
                     version=profiles.c.version + 1,
                 )
             )
-        return _rowcount(result) == 1
+        return rowcount(result) == 1
 
     async def sync_projections(self, user_id: str, email: str, display_name: str) -> list[str]:
         """Copies the profile's searchable fields into the user's membership rows (every
@@ -434,6 +415,76 @@ class UserStore:
             )
         return None if row is None else _membership(row)
 
+    async def membership_snapshot(self, user_id: str, tenant_id: str) -> MembershipSnapshot | None:
+        """The row as stored, for reset_membership to put back."""
+        async with self.db.transaction() as session:
+            row = (
+                (
+                    await session.execute(
+                        select(memberships).where(
+                            memberships.c.user_id == user_id,
+                            memberships.c.tenant_id == tenant_id,
+                        )
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        if row is None:
+            return None
+        return MembershipSnapshot(
+            user_id=row["user_id"],
+            tenant_id=row["tenant_id"],
+            roles=list(row["roles"]),
+            status=MembershipStatus(row["status"]),
+            suspended_by=row["suspended_by"],
+            created_by=row["created_by"],
+        )
+
+    async def reset_membership(
+        self, user_id: str, tenant_id: str, previous: MembershipSnapshot | None
+    ) -> bool:
+        """Puts the row back as ``previous`` was (None: removes it); the directory fields
+        come from the profile. True if this call changed anything."""
+        where = (memberships.c.user_id == user_id, memberships.c.tenant_id == tenant_id)
+        now = datetime.now(UTC)
+        async with self.db.transaction() as session:
+            if previous is None:
+                result = await session.execute(memberships.delete().where(*where))
+                return rowcount(result) == 1
+            values: dict[str, Any] = {
+                "roles": previous.roles,
+                "status": previous.status.value,
+                "suspended_by": previous.suspended_by,
+                "created_by": previous.created_by,
+            }
+            current = (await session.execute(select(memberships).where(*where))).mappings().first()
+            if current is not None and all(current[k] == v for k, v in values.items()):
+                return False
+            profile = (
+                (await session.execute(select(profiles).where(profiles.c.user_id == user_id)))
+                .mappings()
+                .first()
+            )
+            if profile is None:
+                raise NotFound("user")
+            await session.execute(
+                self.db.insert(memberships)
+                .values(
+                    user_id=user_id,
+                    tenant_id=tenant_id,
+                    email=profile["email"],
+                    display_name=profile["display_name"],
+                    name_key=profile["display_name"].lower(),
+                    updated_at=now,
+                    **values,
+                )
+                .on_conflict_do_update(
+                    index_elements=["user_id", "tenant_id"], set_={**values, "updated_at": now}
+                )
+            )
+        return True
+
     async def upsert_membership(
         self, user_id: str, tenant_id: str, roles: list[str]
     ) -> MembershipRow:
@@ -449,7 +500,7 @@ class UserStore:
             if profile is None:
                 raise NotFound("user")
             stmt = (
-                self._insert(memberships)
+                self.db.insert(memberships)
                 .values(
                     user_id=user_id,
                     tenant_id=tenant_id,
@@ -489,7 +540,7 @@ class UserStore:
                     memberships.c.user_id == user_id, memberships.c.tenant_id == tenant_id
                 )
             )
-        return _rowcount(result) == 1
+        return rowcount(result) == 1
 
     async def suspend_memberships(
         self, user_id: str, operation_key: str, tenant_id: str | None
@@ -658,7 +709,7 @@ class UserStore:
         now = datetime.now(UTC)
         async with self.db.transaction() as session:
             await session.execute(
-                self._insert(preferences)
+                self.db.insert(preferences)
                 .values(user_id=user_id, tenant_id=tenant_id, document=document, updated_at=now)
                 .on_conflict_do_update(
                     index_elements=["user_id", "tenant_id"],
@@ -670,7 +721,7 @@ class UserStore:
     # Activity log ---------------------------------------------------------------------
 
     async def _add_entry(self, session: AsyncSession, entry: ActivityEntry) -> bool:
-        return await self._insert_if_absent(
+        return await self.db.insert_if_absent(
             session, activity_log, ["id"], **entry.model_dump(mode="python")
         )
 
@@ -708,7 +759,7 @@ class UserStore:
         that cannot be applied raises (and leaves nothing behind)."""
         now = datetime.now(UTC)
         async with self.db.transaction() as session:
-            claimed = await self._insert_if_absent(
+            claimed = await self.db.insert_if_absent(
                 session,
                 bulk_items,
                 ["operation_id", "user_id"],
@@ -819,7 +870,7 @@ class UserStore:
                 last_operation_id=item.operation_id,
             )
         )
-        changed = _rowcount(result) == 1
+        changed = rowcount(result) == 1
         return ActivityKind.LOCALE_CHANGED, f"locale set to {item.locale} (bulk)", changed
 
     # User onboarding ------------------------------------------------------------------
@@ -836,7 +887,7 @@ class UserStore:
                     ~select(memberships.c.user_id).where(memberships.c.user_id == user_id).exists(),
                 )
             )
-        return _rowcount(result) == 1
+        return rowcount(result) == 1
 
     async def init_preferences(
         self,
@@ -857,7 +908,7 @@ class UserStore:
             )
             if profile is None:
                 raise NotFound("user")
-            await self._insert_if_absent(
+            await self.db.insert_if_absent(
                 session,
                 memberships,
                 ["user_id", "tenant_id"],
@@ -872,7 +923,7 @@ class UserStore:
                 updated_at=now,
                 created_by=operation_id,
             )
-            await self._insert_if_absent(
+            await self.db.insert_if_absent(
                 session,
                 preferences,
                 ["user_id", "tenant_id"],
@@ -903,7 +954,7 @@ class UserStore:
                         table.c.created_by == operation_id,
                     )
                 )
-                count += _rowcount(result)
+                count += rowcount(result)
         return count
 
     # Data-subject requests ------------------------------------------------------------
@@ -942,22 +993,22 @@ class UserStore:
             ).scalar_one_or_none()
             for table in (preferences, memberships, bulk_items):
                 result = await session.execute(table.delete().where(table.c.user_id == user_id))
-                counts[table.name] = _rowcount(result)
+                counts[table.name] = rowcount(result)
             result = await session.execute(
                 activity_log.delete().where(activity_log.c.user_id == user_id)
             )
             anonymised = await session.execute(
                 update(activity_log).where(activity_log.c.actor_id == user_id).values(actor_id=None)
             )
-            counts[activity_log.name] = _rowcount(result) + _rowcount(anonymised)
+            counts[activity_log.name] = rowcount(result) + rowcount(anonymised)
             counts[email_outbox.name] = 0
             if email is not None:
                 result = await session.execute(
                     email_outbox.delete().where(email_outbox.c.recipient == email)
                 )
-                counts[email_outbox.name] = _rowcount(result)
+                counts[email_outbox.name] = rowcount(result)
             result = await session.execute(profiles.delete().where(profiles.c.user_id == user_id))
-            counts[profiles.name] = _rowcount(result)
+            counts[profiles.name] = rowcount(result)
         return counts
 
     # Development seed -----------------------------------------------------------------
@@ -968,7 +1019,7 @@ class UserStore:
         """Idempotent: creates what is missing, changes nothing that exists."""
         now = datetime.now(UTC)
         async with self.db.transaction() as session:
-            await self._insert_if_absent(
+            await self.db.insert_if_absent(
                 session,
                 profiles,
                 ["user_id"],
@@ -982,7 +1033,7 @@ class UserStore:
                 updated_at=now,
                 version=1,
             )
-            await self._insert_if_absent(
+            await self.db.insert_if_absent(
                 session,
                 memberships,
                 ["user_id", "tenant_id"],

@@ -13,13 +13,22 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, VersioningBehavior
 from temporalio.exceptions import ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
 
-    from contracts.auth import AuthActivity, RevokeUserSessionsInput
+    from contracts.auth import (
+        AccountStatusChange,
+        AuthActivity,
+        AuthUser,
+        GetUserInput,
+        RevokedSessions,
+        RevokeUserSessionsInput,
+        SetAccountStatusInput,
+    )
+    from contracts.auth import UserStatus as AuthUserStatus
     from contracts.context import RequestContext, current_context
     from contracts.errors import ErrorKind, error_kind
     from contracts.names import QueryName, SignalName, TaskQueue, WorkflowType
@@ -64,7 +73,15 @@ with workflow.unsafe.imports_passed_through():
     from services.common.retry import COMPENSATION_RETRY, DEFAULT_RETRY, NON_RETRYABLE
     from services.common.saga import Saga, root_cause
 
+# Worker Versioning behaviors (workflow_client/versioning.py, CONTRIBUTING.md).
+PINNED = VersioningBehavior.PINNED
+AUTO_UPGRADE = VersioningBehavior.AUTO_UPGRADE
+
 T = TypeVar("T")
+
+# user_deactivation deactivates the auth account (login refused) instead of only revoking
+# the sessions; histories from before take the old branch on replay.
+ACCOUNT_STATUS_PATCH = "user_deactivation.account_status"
 
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 # Read workflows answer BFF aggregations: a few quick attempts, then a clear failure.
@@ -169,7 +186,8 @@ def _record(
 # Profile sync -----------------------------------------------------------------------------
 
 
-@workflow.defn(name=WorkflowType.USER_PROFILE_SYNC.value)
+# Auto-upgrade: done in seconds; a new build replays it (tests/replay).
+@workflow.defn(name=WorkflowType.USER_PROFILE_SYNC.value, versioning_behavior=AUTO_UPGRADE)
 class UserProfileSyncWorkflow:
     """Changes a profile and propagates it to the projections that show it.
 
@@ -269,15 +287,17 @@ class UserProfileSyncWorkflow:
 # Deactivation -----------------------------------------------------------------------------
 
 
-@workflow.defn(name=WorkflowType.USER_DEACTIVATION.value)
+# Pinned: its grace period lasts days; it ends on the build it began on.
+@workflow.defn(name=WorkflowType.USER_DEACTIVATION.value, versioning_behavior=PINNED)
 class UserDeactivationWorkflow:
     """Deactivates a user, reversibly for a grace period.
 
-    Steps: mark the profile deactivated, suspend every membership, revoke the user's
-    sessions (auth service), email the user, log it; then wait for ``restore_user`` until
-    the grace period ends. Restore: reactivate the profile and exactly the memberships this
-    deactivation suspended. Timeout: the deactivation becomes final (data kept). A failure
-    or cancellation before the end compensates in reverse (revoked sessions stay revoked:
+    Steps: mark the profile deactivated, suspend every membership, deactivate the account
+    (auth service: login refused, every session revoked), email the user, log it; then wait
+    for ``restore_user`` until the grace period ends. Restore: reactivate the account, the
+    profile and exactly the memberships this deactivation suspended. Timeout: the
+    deactivation becomes final (data kept). A failure or cancellation before the end
+    compensates in reverse (the account can log in again; revoked sessions stay revoked:
     the user signs in again).
     """
 
@@ -340,16 +360,30 @@ class UserDeactivationWorkflow:
                 ),
                 lambda: self._restore_memberships(user_id, operation_id, COMPENSATION_RETRY),
             )
-            await saga.step(
-                "revoke_sessions",
-                lambda: workflow.execute_activity(
-                    AuthActivity.REVOKE_USER_SESSIONS,
-                    RevokeUserSessionsInput(user_id=user_id, reason="deactivated"),
-                    task_queue=TaskQueue.AUTH.value,
-                    start_to_close_timeout=ACTIVITY_TIMEOUT,
-                    retry_policy=DEFAULT_RETRY,
-                ),
-            )
+            owns_account = False
+            if workflow.patched(ACCOUNT_STATUS_PATCH):
+                owns_account = await saga.step(
+                    "deactivate_account", lambda: self._deactivate_account(user_id)
+                )
+                if owns_account:
+                    saga.add_compensation(
+                        "deactivate_account",
+                        lambda: self._set_account_status(
+                            user_id, AuthUserStatus.ACTIVE, COMPENSATION_RETRY
+                        ),
+                    )
+            else:
+                # Histories recorded before the account step: replayed as they ran.
+                await saga.step(
+                    "revoke_sessions",
+                    lambda: workflow.execute_activity(
+                        AuthActivity.REVOKE_USER_SESSIONS,
+                        RevokeUserSessionsInput(user_id=user_id, reason="deactivated"),
+                        task_queue=TaskQueue.AUTH.value,
+                        start_to_close_timeout=ACTIVITY_TIMEOUT,
+                        retry_policy=DEFAULT_RETRY,
+                    ),
+                )
             await saga.step(
                 "notify_user",
                 lambda: _call(
@@ -408,7 +442,12 @@ class UserDeactivationWorkflow:
                 )
             # Restoring runs the same activities as the compensations, which stay registered:
             # a cancel in the middle of it still completes the restore.
-            self._progress.set_total(self._progress.progress.completed + 4)
+            self._progress.set_total(self._progress.progress.completed + 4 + int(owns_account))
+            if owns_account:
+                await saga.step(
+                    "reactivate_account",
+                    lambda: self._set_account_status(user_id, AuthUserStatus.ACTIVE, DEFAULT_RETRY),
+                )
             await saga.step(
                 "reactivate_profile",
                 lambda: self._reactivate(user_id, operation_id, DEFAULT_RETRY),
@@ -462,6 +501,41 @@ class UserDeactivationWorkflow:
             retry_policy=retry_policy,
         )
 
+    @classmethod
+    async def _deactivate_account(cls, user_id: str) -> bool:
+        """Login refused from now on (set_account_status also ends every session). True if
+        this workflow deactivated the account, so restore and compensation reactivate it; an
+        account deactivated by someone else stays so, and one not activated yet (pending,
+        invited) only loses its sessions."""
+        account = await _call(
+            AuthActivity.GET_USER,
+            GetUserInput(user_id=user_id),
+            AuthUser,
+            task_queue=TaskQueue.AUTH,
+        )
+        if account.status in (AuthUserStatus.ACTIVE, AuthUserStatus.DEACTIVATED):
+            await cls._set_account_status(user_id, AuthUserStatus.DEACTIVATED, DEFAULT_RETRY)
+            return account.status is AuthUserStatus.ACTIVE
+        await _call(
+            AuthActivity.REVOKE_USER_SESSIONS,
+            RevokeUserSessionsInput(user_id=user_id, reason="deactivated"),
+            RevokedSessions,
+            task_queue=TaskQueue.AUTH,
+        )
+        return False
+
+    @staticmethod
+    def _set_account_status(
+        user_id: str, status: AuthUserStatus, retry_policy: RetryPolicy
+    ) -> Awaitable[AccountStatusChange]:
+        return _call(
+            AuthActivity.SET_ACCOUNT_STATUS,
+            SetAccountStatusInput(user_id=user_id, status=status),
+            AccountStatusChange,
+            retry_policy=retry_policy,
+            task_queue=TaskQueue.AUTH,
+        )
+
     @staticmethod
     def _restore_memberships(
         user_id: str, operation_id: str, retry_policy: RetryPolicy
@@ -477,7 +551,8 @@ class UserDeactivationWorkflow:
 # Bulk operations --------------------------------------------------------------------------
 
 
-@workflow.defn(name=WorkflowType.BULK_USER_OPERATION.value)
+# Auto-upgrade: minutes at most; a new build replays it (tests/replay).
+@workflow.defn(name=WorkflowType.BULK_USER_OPERATION.value, versioning_behavior=AUTO_UPGRADE)
 class BulkUserOperationWorkflow:
     """Applies one action to many users of the caller's tenant, ``batch_size`` at a time.
 
@@ -581,7 +656,8 @@ async def _read_step(progress: ProgressLog, step: str, read: Awaitable[T]) -> T:
         raise saga.failure(error) from error
 
 
-@workflow.defn(name=WorkflowType.GET_USER_PROFILE.value)
+# Auto-upgrade: one read, milliseconds.
+@workflow.defn(name=WorkflowType.GET_USER_PROFILE.value, versioning_behavior=AUTO_UPGRADE)
 class GetUserProfileWorkflow:
     def __init__(self) -> None:
         self._progress = ProgressLog(total=1)
@@ -600,7 +676,8 @@ class GetUserProfileWorkflow:
         )
 
 
-@workflow.defn(name=WorkflowType.GET_RECENT_ACTIVITY.value)
+# Auto-upgrade: one read, milliseconds.
+@workflow.defn(name=WorkflowType.GET_RECENT_ACTIVITY.value, versioning_behavior=AUTO_UPGRADE)
 class GetRecentActivityWorkflow:
     def __init__(self) -> None:
         self._progress = ProgressLog(total=1)

@@ -23,11 +23,9 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import CursorResult
 
 from contracts.workflow import AuditRecord
-from services.common.db import Database
+from services.common.db import Database, rowcount
 from services.workflow.models import ExportRow
 
 metadata = MetaData()
@@ -69,11 +67,6 @@ def utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _rowcount(result: Any) -> int:
-    assert isinstance(result, CursorResult)
-    return result.rowcount
-
-
 def _audit(row: Any) -> AuditRecord:
     return AuditRecord(
         request_id=row["request_id"],
@@ -92,18 +85,13 @@ class WorkflowStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def _insert(self, table: Table) -> postgresql.Insert | sqlite.Insert:
-        if self.db.engine.dialect.name == "postgresql":
-            return postgresql.insert(table)
-        return sqlite.insert(table)
-
     # Exports --------------------------------------------------------------------------
 
     async def record_export(self, row: ExportRow) -> ExportRow:
         """Insert-if-absent by request id (a retried activity records it once)."""
         async with self.db.transaction() as session:
             await session.execute(
-                self._insert(exports)
+                self.db.insert(exports)
                 .values(**row.model_dump())
                 .on_conflict_do_nothing(index_elements=["request_id"])
             )
@@ -139,7 +127,7 @@ class WorkflowStore:
     async def delete_exports_of(self, user_id: str) -> int:
         async with self.db.transaction() as session:
             result = await session.execute(delete(exports).where(exports.c.user_id == user_id))
-        return _rowcount(result)
+        return rowcount(result)
 
     # Erasure audit --------------------------------------------------------------------
 
@@ -147,7 +135,7 @@ class WorkflowStore:
         """Insert-if-absent by request id; the record as stored."""
         async with self.db.transaction() as session:
             await session.execute(
-                self._insert(erase_audit)
+                self.db.insert(erase_audit)
                 .values(**record.model_dump(mode="python"))
                 .on_conflict_do_nothing(index_elements=["request_id"])
             )

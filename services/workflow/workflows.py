@@ -15,7 +15,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, VersioningBehavior
 from temporalio.exceptions import ApplicationError, FailureError
 from temporalio.workflow import ActivityCancellationType
 
@@ -72,6 +72,9 @@ with workflow.unsafe.imports_passed_through():
     from services.common.progress import ProgressLog
     from services.common.retry import COMPENSATION_RETRY, DEFAULT_RETRY
     from services.common.saga import Saga
+
+# Worker Versioning behaviors (workflow_client/versioning.py, CONTRIBUTING.md).
+AUTO_UPGRADE = VersioningBehavior.AUTO_UPGRADE
 
 T = TypeVar("T")
 
@@ -194,7 +197,8 @@ ONBOARDING_STEPS = (
 )
 
 
-@workflow.defn(name=WorkflowType.USER_ONBOARDING.value)
+# Auto-upgrade: done in seconds; a new build replays it (tests/replay).
+@workflow.defn(name=WorkflowType.USER_ONBOARDING.value, versioning_behavior=AUTO_UPGRADE)
 class UserOnboardingWorkflow:
     """A tenant admin invites a new user: an invited account in auth, a profile in user, the
     membership in tenant, the auth grant for the tenant, the workspace (directory entry and
@@ -367,7 +371,8 @@ class UserOnboardingWorkflow:
 # Compliance export --------------------------------------------------------------------------
 
 
-@workflow.defn(name=WorkflowType.COMPLIANCE_EXPORT.value)
+# Auto-upgrade: done in seconds; a new build replays it (tests/replay).
+@workflow.defn(name=WorkflowType.COMPLIANCE_EXPORT.value, versioning_behavior=AUTO_UPGRADE)
 class ComplianceExportWorkflow:
     """Collects one user's data from every service into one zip archive on the workflow
     service's disk, downloadable by that user only. The workflow keeps counts, not data: the
@@ -425,7 +430,8 @@ class ComplianceExportWorkflow:
 # Compliance erase ---------------------------------------------------------------------------
 
 
-@workflow.defn(name=WorkflowType.COMPLIANCE_ERASE.value)
+# Auto-upgrade: seconds, idempotent steps; a new build replays it.
+@workflow.defn(name=WorkflowType.COMPLIANCE_ERASE.value, versioning_behavior=AUTO_UPGRADE)
 class ComplianceEraseWorkflow:
     """Erases one user's personal data in every service. The audit record comes first (so an
     erasure is never unrecorded) and survives it: it names the user by a pseudonym only and

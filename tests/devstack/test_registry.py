@@ -49,6 +49,7 @@ APPLICATION_PROCESSES = [
     *(f"{service}_{mode}" for service in SERVICES for mode in ("server", "worker")),
     "gateway",
     *(f"bff_{name}" for name in BFFS),
+    "router",
 ]
 
 

@@ -9,16 +9,15 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-from temporalio import activity
 from temporalio.client import Client
 
 from adx.settings import Settings
-from contracts.auth import AuthActivity, RevokeUserSessionsInput
 from contracts.context import RequestContext
 from contracts.names import TaskQueue
 from gateway.app import create_gateway_app
 from services.common.dev_seed import seed_user_id
 from services.user.service import SERVICE as USER_SERVICE
+from tests.services.user.conftest import AuthStandIn
 from tests.support.bff import issue_token, jwks_endpoint
 from tests.support.demo import _reset_flows, client, demo_queue, demo_worker
 from tests.support.http import serve_app
@@ -34,13 +33,8 @@ BOB = RequestContext(
     user_id=seed_user_id("bob@globex.test"), tenant_id="globex", roles=("owner", "admin", "member")
 )
 
-REVOKED: list[str] = []
-
-
-@activity.defn(name=AuthActivity.REVOKE_USER_SESSIONS)
-async def revoke_user_sessions(input: RevokeUserSessionsInput) -> None:
-    """Stand-in for the auth service's activity (the auth worker is not part of this stack)."""
-    REVOKED.append(input.user_id)
+# Stands in for the auth service's account activities (no auth worker in this stack).
+AUTH = AuthStandIn()
 
 
 @dataclass
@@ -73,9 +67,7 @@ async def stack(
 ) -> AsyncIterator[Stack]:
     database = tmp_path_factory.mktemp("gateway") / "user.sqlite"
     user_settings = settings.model_copy(update={"database_url": f"sqlite+aiosqlite:///{database}"})
-    stand_in = create_worker(
-        client, task_queue=TaskQueue.AUTH.value, activities=[revoke_user_sessions]
-    )
+    stand_in = create_worker(client, task_queue=TaskQueue.AUTH.value, activities=AUTH.activities())
     async with (
         stand_in,
         running_service(USER_SERVICE, user_settings, client=client) as user,

@@ -7,8 +7,9 @@ from typing import Any
 
 import httpx
 
+from contracts.auth import UserStatus
 from contracts.user import BulkAction
-from tests.gateway.conftest import ALICE, BOB, REVOKED, Stack
+from tests.gateway.conftest import ALICE, AUTH, BOB, Stack
 
 
 async def wait_status(
@@ -131,7 +132,7 @@ async def test_asynchronous_workflow_gives_links_and_idempotency_key_dedupes(
 async def test_cancel_shows_canceled_and_the_compensation_ran(
     stack: Stack, http: httpx.AsyncClient
 ) -> None:
-    REVOKED.clear()
+    AUTH.calls.clear()
     started = await http.post(
         f"{stack.gateway}/api/workflows/user_deactivation",
         json={"user_id": ALICE.user_id, "tenant_id": "acme", "grace_period_seconds": 3600},
@@ -141,10 +142,10 @@ async def test_cancel_shows_canceled_and_the_compensation_ran(
     operation_id = started.json()["operation_id"]
     # Wait until the user is deactivated (sessions revoked), then cancel.
     for _ in range(200):
-        if REVOKED:
+        if AUTH.calls:
             break
         await asyncio.sleep(0.05)
-    assert [ALICE.user_id] == REVOKED
+    assert AUTH.calls[0][:2] == (ALICE.user_id, UserStatus.DEACTIVATED)
     # Deactivated: her memberships are suspended, so the directory no longer shows her.
     hidden = await http.get(
         f"{stack.gateway}/api/user/users/{ALICE.user_id}", headers=stack.headers()

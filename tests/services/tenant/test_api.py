@@ -85,43 +85,48 @@ async def test_update_tenant_needs_an_admin(stack: Stack, tenant_http: httpx.Asy
 
 
 async def test_members_and_roles(stack: Stack, tenant_http: httpx.AsyncClient) -> None:
+    """Member changes run tenant_membership_sync (see test_membership_sync for what reaches
+    auth and the user directory): 200 with the result when done."""
     tenant_id = unique("m")
     owner = RequestContext(user_id=ALICE.id, tenant_id=tenant_id, roles=OWNER)
     store = TenantStore(stack.db)
     await store.seed(tenant_id, "M", Plan.FREE, terms(Plan.FREE).quotas, {ALICE.id: list(OWNER)})
     headers = bearer(stack.settings, owner)
     base = f"/api/tenant/tenants/{tenant_id}/members"
-    added = await tenant_http.post(
-        base, json={"user_id": BOB.id, "roles": ["member"]}, headers=headers
-    )
-    assert added.status_code == 201
-    assert added.json()["invited_by"] == ALICE.id
-    again = await tenant_http.post(base, json={"user_id": BOB.id}, headers=headers)
-    assert again.status_code == 409
-    bad = await tenant_http.post(base, json={"user_id": BOB.id, "roles": ["god"]}, headers=headers)
-    assert bad.status_code == 422
-    assert bad.json()["errors"]
-    listed = (await tenant_http.get(base, headers=headers)).json()["items"]
-    assert sorted(m["user_id"] for m in listed) == sorted([ALICE.id, BOB.id])
-    last_owner = await tenant_http.patch(
-        f"{base}/{ALICE.id}", json={"roles": ["member"]}, headers=headers
-    )
-    assert last_owner.status_code == 409
-    assert (await store.member(tenant_id, ALICE.id)).roles == list(OWNER)  # type: ignore[union-attr]
-    promoted = await tenant_http.patch(
-        f"{base}/{BOB.id}", json={"roles": ["admin"]}, headers=headers
-    )
-    assert promoted.status_code == 200
-    assert promoted.json()["roles"] == ["admin"]
-    bob_admin = bearer(
-        stack.settings, RequestContext(user_id=BOB.id, tenant_id=tenant_id, roles=("admin",))
-    )
-    refused = await tenant_http.delete(f"{base}/{ALICE.id}", headers=bob_admin)
-    assert refused.status_code == 403
-    removed = await tenant_http.delete(f"{base}/{BOB.id}", headers=headers)
-    assert removed.status_code == 204
-    assert await store.member(tenant_id, BOB.id) is None
-    assert (await tenant_http.delete(f"{base}/{BOB.id}", headers=headers)).status_code == 404
+    async with stack.workers():
+        added = await tenant_http.post(
+            base, json={"user_id": BOB.id, "roles": ["member"]}, headers=headers
+        )
+        assert added.status_code == 200, added.text
+        assert added.json()["member"]["invited_by"] == ALICE.id
+        again = await tenant_http.post(base, json={"user_id": BOB.id}, headers=headers)
+        assert again.status_code == 409
+        bad = await tenant_http.post(
+            base, json={"user_id": BOB.id, "roles": ["god"]}, headers=headers
+        )
+        assert bad.status_code == 422
+        assert bad.json()["errors"]
+        listed = (await tenant_http.get(base, headers=headers)).json()["items"]
+        assert sorted(m["user_id"] for m in listed) == sorted([ALICE.id, BOB.id])
+        last_owner = await tenant_http.patch(
+            f"{base}/{ALICE.id}", json={"roles": ["member"]}, headers=headers
+        )
+        assert last_owner.status_code == 409
+        assert (await store.member(tenant_id, ALICE.id)).roles == list(OWNER)  # type: ignore[union-attr]
+        promoted = await tenant_http.patch(
+            f"{base}/{BOB.id}", json={"roles": ["admin"]}, headers=headers
+        )
+        assert promoted.status_code == 200
+        assert promoted.json()["member"]["roles"] == ["admin"]
+        bob_admin = bearer(
+            stack.settings, RequestContext(user_id=BOB.id, tenant_id=tenant_id, roles=("admin",))
+        )
+        refused = await tenant_http.delete(f"{base}/{ALICE.id}", headers=bob_admin)
+        assert refused.status_code == 403
+        removed = await tenant_http.delete(f"{base}/{BOB.id}", headers=headers)
+        assert removed.status_code == 200
+        assert await store.member(tenant_id, BOB.id) is None
+        assert (await tenant_http.delete(f"{base}/{BOB.id}", headers=headers)).status_code == 404
 
 
 async def test_create_tenant_runs_provisioning(

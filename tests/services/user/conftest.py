@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -9,7 +10,16 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from adx.settings import Settings
-from contracts.auth import AuthActivity, RevokeUserSessionsInput
+from contracts.auth import (
+    AccountStatusChange,
+    AuthActivity,
+    AuthUser,
+    GetUserInput,
+    RevokedSessions,
+    RevokeUserSessionsInput,
+    SetAccountStatusInput,
+    UserStatus,
+)
 from contracts.context import current_context
 from contracts.names import TaskQueue
 from services.common.db import Database
@@ -62,19 +72,40 @@ async def http(service: RunningService) -> AsyncIterator[httpx.AsyncClient]:
 
 
 class AuthStandIn:
-    """Stands in for the auth service's session revocation (Temporal's testing pattern: an
-    activity registered under the real name on the real task queue)."""
+    """Stands in for the auth service's account activities (Temporal's testing pattern:
+    activities registered under the real names on the real task queue). ``calls`` lists the
+    account status changes asked for, with the caller's tenant."""
 
     def __init__(self) -> None:
-        self.calls: list[tuple[str, str | None]] = []
+        self.calls: list[tuple[str, UserStatus, str | None]] = []
+        self.statuses: dict[str, UserStatus] = {}
+        self.revoked: list[str] = []
         self.fail_with: str | None = None
 
-    @activity.defn(name=AuthActivity.REVOKE_USER_SESSIONS)
-    async def revoke_user_sessions(self, input: RevokeUserSessionsInput) -> None:
+    @activity.defn(name=AuthActivity.GET_USER)
+    async def get_user(self, input: GetUserInput) -> AuthUser:
+        status = self.statuses.get(input.user_id, UserStatus.ACTIVE)
+        return AuthUser(id=input.user_id, email=f"{input.user_id}@example.test", status=status)
+
+    @activity.defn(name=AuthActivity.SET_ACCOUNT_STATUS)
+    async def set_account_status(self, input: SetAccountStatusInput) -> AccountStatusChange:
         context = current_context()
-        self.calls.append((input.user_id, context.tenant_id if context else None))
+        self.calls.append((input.user_id, input.status, context.tenant_id if context else None))
         if self.fail_with is not None:
             raise ApplicationError(self.fail_with, type="ExternalServiceError", non_retryable=True)
+        before = self.statuses.get(input.user_id, UserStatus.ACTIVE)
+        self.statuses[input.user_id] = input.status
+        return AccountStatusChange(
+            user_id=input.user_id, status=input.status, changed=before is not input.status
+        )
+
+    @activity.defn(name=AuthActivity.REVOKE_USER_SESSIONS)
+    async def revoke_user_sessions(self, input: RevokeUserSessionsInput) -> RevokedSessions:
+        self.revoked.append(input.user_id)
+        return RevokedSessions(user_id=input.user_id, count=0)
+
+    def activities(self) -> list[Callable[..., Any]]:
+        return [self.get_user, self.set_account_status, self.revoke_user_sessions]
 
 
 @pytest.fixture
@@ -83,7 +114,7 @@ async def auth_stand_in(service: RunningService) -> AsyncIterator[AuthStandIn]:
     worker = create_worker(
         service.runtime.client,
         task_queue=TaskQueue.AUTH.value,
-        activities=[stand_in.revoke_user_sessions],
+        activities=stand_in.activities(),
     )
     async with worker:
         yield stand_in

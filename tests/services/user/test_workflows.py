@@ -14,6 +14,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.exceptions import ApplicationError
 
 from adx.settings import Settings
+from contracts.auth import UserStatus as AuthUserStatus
 from contracts.errors import ErrorKind
 from contracts.names import TaskQueue, WorkflowType
 from contracts.progress import EventKind
@@ -211,7 +212,7 @@ async def test_deactivation_then_restore_within_the_grace_period(
         "acme": MembershipStatus.SUSPENDED,
         "globex": MembershipStatus.SUSPENDED,
     }
-    assert auth_stand_in.calls == [(carol, "acme")]
+    assert auth_stand_in.calls == [(carol, AuthUserStatus.DEACTIVATED, "acme")]
     [notice] = await smtp_server.wait_for(email, 1)
     assert notice["Subject"] == "Your ADX Core account has been deactivated"
     as_admin = bearer(service_settings, ALICE_IN_ACME)
@@ -240,7 +241,10 @@ async def test_deactivation_then_restore_within_the_grace_period(
         "Your ADX Core account has been deactivated",
         "Your ADX Core account has been restored",
     ]
-    assert auth_stand_in.calls == [(carol, "acme")]
+    assert auth_stand_in.calls == [
+        (carol, AuthUserStatus.DEACTIVATED, "acme"),
+        (carol, AuthUserStatus.ACTIVE, "acme"),
+    ]
     kinds = [e.kind for e in await service_store.recent_activity("acme", carol, 10)]
     assert kinds == [ActivityKind.USER_RESTORED, ActivityKind.USER_DEACTIVATED]
     again = await http.post(f"/api/user/users/{carol}/restore", headers=as_admin)
@@ -291,9 +295,11 @@ async def test_cancelling_a_deactivation_compensates_in_reverse(
         await ops.result(ALICE_IN_ACME, operation_id)
     assert caught.value.message == "the operation was cancelled"
     assert await _steps(ops, operation_id, EventKind.COMPENSATION_COMPLETED) == [
+        "deactivate_account",
         "suspend_memberships",
         "deactivate_profile",
     ]
+    assert auth_stand_in.statuses[carol] is AuthUserStatus.ACTIVE
     assert (await _profile(service_store, carol)).status is UserStatus.ACTIVE
     assert await _statuses(service_store, carol) == {
         "acme": MembershipStatus.ACTIVE,
@@ -301,7 +307,7 @@ async def test_cancelling_a_deactivation_compensates_in_reverse(
     }
 
 
-async def test_a_failed_session_revocation_compensates_the_deactivation(
+async def test_a_failed_account_deactivation_compensates_the_deactivation(
     http: httpx.AsyncClient,
     service: RunningService,
     service_settings: Settings,
@@ -318,7 +324,7 @@ async def test_a_failed_session_revocation_compensates_the_deactivation(
         await ops.result(ALICE_IN_ACME, operation_id)
     assert caught.value.kind is ErrorKind.EXTERNAL_SERVICE
     assert caught.value.compensations == ["suspend_memberships", "deactivate_profile"]
-    assert auth_stand_in.calls == [(carol, "acme")]
+    assert auth_stand_in.calls == [(carol, AuthUserStatus.DEACTIVATED, "acme")]
     assert (await _profile(service_store, carol)).status is UserStatus.ACTIVE
     assert await _statuses(service_store, carol) == {"acme": MembershipStatus.ACTIVE}
     assert smtp_server.to(email) == []
