@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from temporalio.api.enums.v1 import EventType, VersioningBehavior
+from temporalio.api.workflowservice.v1 import SetWorkerDeploymentCurrentVersionRequest
 from temporalio.client import Client
 from temporalio.common import AutoUpgradeVersioningOverride
 
@@ -201,4 +202,16 @@ async def test_a_pinned_workflow_stays_on_its_build_while_new_starts_go_to_the_n
         # The control, auto-upgrade, began on A and finished on B.
         assert await _task_builds(client, control) == {"build-a", "build-b"}
     finally:
+        # The task queue is shared with the rest of the session: hand it back to unversioned
+        # workers, or later tests' workflows would wait for build B forever.
+        await client.workflow_service.set_worker_deployment_current_version(
+            SetWorkerDeploymentCurrentVersionRequest(
+                namespace=client.namespace,
+                deployment_name=deployment,
+                build_id="",
+                identity="versioning test",
+                allow_no_pollers=True,
+                ignore_missing_task_queues=True,
+            )
+        )
         await runtime.db.dispose()
