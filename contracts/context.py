@@ -8,7 +8,7 @@ stored in workflow history.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -41,4 +41,7 @@ def use_context(context: RequestContext | None) -> Iterator[None]:
     try:
         yield
     finally:
-        _current.reset(token)
+        # A workflow coroutine evicted or garbage-collected is closed from another context,
+        # where the token cannot be reset (and there is nothing left to restore).
+        with suppress(ValueError):
+            _current.reset(token)
