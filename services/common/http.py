@@ -21,6 +21,7 @@ from adx.problems import problem, problem_for, validation_problem
 from contracts.context import RequestContext
 from contracts.errors import ErrorKind
 from services.common.errors import ServiceError
+from services.common.openapi import openapi_document
 
 log = structlog.stdlib.get_logger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -110,10 +111,16 @@ def create_service_app(
         log.exception("request.failed", path=request.url.path)
         return problem_for(ErrorKind.INTERNAL, "internal error", request=request)
 
+    document = openapi_document(f"ADX Core {name} service", routes)
+
+    async def openapi(_request: Request) -> Response:
+        return JSONResponse(document)
+
     app = Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            Route("/openapi.json", openapi, methods=["GET"]),
             *routes,
         ],
         middleware=[Middleware(CorrelationIdMiddleware)],

@@ -39,6 +39,7 @@ from contracts.user import (
 from services.common.email import EmailOutbox
 from services.common.errors import NotFound, ServiceError
 from services.common.http import identity, json, parse_body
+from services.common.openapi import IDEMPOTENCY_KEY, Doc, Endpoint
 from services.common.service import ServiceRuntime
 from services.user.activities import is_admin
 from services.user.models import (
@@ -110,6 +111,12 @@ class UserBatch(BaseModel):
     items: list[UserProfile]
 
 
+class UsersQueryDoc(DirectoryQuery):
+    """The query ``GET /api/user/users`` reads: a directory search, or ``ids``."""
+
+    ids: str | None = Field(default=None, description="comma-separated user ids", max_length=4000)
+
+
 def _query(request: Request, model: type[QueryModel]) -> QueryModel:
     # Invalid parameters raise ValidationError: a 422 with field errors.
     return model.model_validate(dict(request.query_params))
@@ -122,17 +129,87 @@ class UserApi:
         self.outbox = EmailOutbox(runtime.db, email_outbox, runtime.settings)
 
     def routes(self) -> Sequence[BaseRoute]:
+        started = {202: OperationAccepted}
         return [
-            Route("/api/user/me", self.me, methods=["GET"]),
-            Route("/api/user/users", self.search, methods=["GET"]),
-            Route("/api/user/users/{user_id}", self.get_user, methods=["GET"]),
-            Route("/api/user/users/{user_id}", self.update_user, methods=["PATCH"]),
-            Route("/api/user/users/{user_id}/deactivate", self.deactivate, methods=["POST"]),
-            Route("/api/user/users/{user_id}/restore", self.restore, methods=["POST"]),
-            Route("/api/user/preferences", self.get_preferences, methods=["GET"]),
-            Route("/api/user/preferences", self.put_preferences, methods=["PUT"]),
-            Route("/api/user/activity", self.activity, methods=["GET"]),
-            Route("/api/user/bulk", self.bulk, methods=["POST"]),
+            Endpoint(
+                "/api/user/me", self.me, "GET", Doc("the caller's profile", {200: UserProfile})
+            ),
+            Endpoint(
+                "/api/user/users",
+                self.search,
+                "GET",
+                Doc(
+                    "the tenant's active members by name/email prefix, or those given by ids",
+                    {200: DirectoryPage | UserBatch},
+                    query=UsersQueryDoc,
+                ),
+            ),
+            Endpoint(
+                "/api/user/users/{user_id}",
+                self.get_user,
+                "GET",
+                Doc("a member's profile", {200: UserProfile}),
+            ),
+            Endpoint(
+                "/api/user/users/{user_id}",
+                self.update_user,
+                "PATCH",
+                Doc(
+                    "change a profile (user_profile_sync)",
+                    {200: UserProfile, **started},
+                    body=ProfileUpdate,
+                    errors=(403,),
+                    headers=IDEMPOTENCY_KEY,
+                ),
+            ),
+            Endpoint(
+                "/api/user/users/{user_id}/deactivate",
+                self.deactivate,
+                "POST",
+                Doc(
+                    "deactivate a member, restorable within the grace period",
+                    started,
+                    body=DeactivateRequest,
+                    errors=(403, 409),
+                    headers=IDEMPOTENCY_KEY,
+                ),
+            ),
+            Endpoint(
+                "/api/user/users/{user_id}/restore",
+                self.restore,
+                "POST",
+                Doc("restore a deactivated member (grace period)", started, errors=(403, 409)),
+            ),
+            Endpoint(
+                "/api/user/preferences",
+                self.get_preferences,
+                "GET",
+                Doc("the caller's preferences in its tenant", {200: Preferences}),
+            ),
+            Endpoint(
+                "/api/user/preferences",
+                self.put_preferences,
+                "PUT",
+                Doc("replace the caller's preferences", {200: Preferences}, body=Preferences),
+            ),
+            Endpoint(
+                "/api/user/activity",
+                self.activity,
+                "GET",
+                Doc("the caller's recent activity", {200: RecentActivity}, query=ActivityQuery),
+            ),
+            Endpoint(
+                "/api/user/bulk",
+                self.bulk,
+                "POST",
+                Doc(
+                    "a bulk operation over members (admins)",
+                    started,
+                    body=BulkRequest,
+                    errors=(403,),
+                    headers=IDEMPOTENCY_KEY,
+                ),
+            ),
             Route("/dev/outbox", self.dev_outbox, methods=["GET"]),
         ]
 
