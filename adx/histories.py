@@ -617,6 +617,24 @@ async def password_reset_expired(h: Harness) -> list[Recorded]:
     return recorded(WorkflowType.PASSWORD_RESET, "expired-compensated", workflow_id)
 
 
+@scenario(WorkflowType.PASSWORD_RESET)
+async def password_reset_no_account(h: Harness) -> list[Recorded]:
+    """A reset asked over HTTP for an address without an account: its operation ends at once,
+    sending nothing."""
+    from contracts.auth import ANONYMOUS_USER
+
+    email = f"{_unique('nobody')}@histories.test"
+    requested = _checked(
+        await h.http["auth"].post("/api/auth/password-reset/request", json={"email": email}),
+        202,
+    )
+    workflow_id = str(requested["operation_id"])
+    result = await h.completes(_anonymous(ANONYMOUS_USER), workflow_id)
+    assert result["status"] == "no_account", result
+    assert await _auth_parts(h).outbox.recent(to=email) == [], "an email was sent"
+    return recorded(WorkflowType.PASSWORD_RESET, "no-account", workflow_id)
+
+
 async def _login(h: Harness, email: str) -> dict[str, str]:
     tokens = _checked(
         await h.http["auth"].post("/api/auth/login", json={"email": email, "password": PASSWORD}),

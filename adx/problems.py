@@ -13,6 +13,26 @@ from contracts.errors import ErrorKind
 
 PROBLEM_JSON = "application/problem+json"
 
+# The JSON schema of a problem document, as the OpenAPI documents give it.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "correlation_id": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
+
 _TITLES = {
     ErrorKind.VALIDATION: "Invalid request",
     ErrorKind.AUTHENTICATION: "Authentication required",

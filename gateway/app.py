@@ -28,6 +28,7 @@ from gateway.metrics import GatewayMetrics, MetricsMiddleware
 from gateway.openapi import build_openapi
 from gateway.proxy import proxy
 from gateway.ratelimit import RateLimits
+from gateway.service_docs import ServiceDocuments, merge
 from gateway.stream import stream
 from gateway.upstreams import Upstreams
 from subscriptions.hub import ProgressHub
@@ -52,6 +53,7 @@ def create_gateway_app(settings: Settings, *, client: Client | None = None) -> S
         cache_seconds=settings.jwks_cache_seconds,
     )
     openapi = build_openapi()
+    service_documents = ServiceDocuments(upstreams, http)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -80,7 +82,7 @@ def create_gateway_app(settings: Settings, *, client: Client | None = None) -> S
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     async def openapi_endpoint(_request: Request) -> Response:
-        return JSONResponse(openapi)
+        return JSONResponse(merge(openapi, await service_documents.current()))
 
     async def on_http_error(request: Request, error: Exception) -> Response:
         assert isinstance(error, HTTPException)

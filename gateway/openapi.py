@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from adx.problems import PROBLEM_SCHEMA
 from contracts.operations import OperationStatus
 from gateway.catalog import CATALOG
 from gateway.workflows import CancelRequest
@@ -53,17 +54,7 @@ def _schema(model: type[BaseModel], components: dict[str, Any]) -> dict[str, Any
 
 def build_openapi() -> dict[str, Any]:
     components: dict[str, Any] = {
-        "Problem": {
-            "type": "object",
-            "required": ["type", "title", "status", "detail"],
-            "properties": {
-                "type": {"type": "string"},
-                "title": {"type": "string"},
-                "status": {"type": "integer"},
-                "detail": {"type": "string"},
-                "correlation_id": {"type": "string"},
-            },
-        },
+        "Problem": PROBLEM_SCHEMA,
         "OperationAccepted": {
             "type": "object",
             "required": ["operation_id", "status", "status_url", "stream_url", "cancel_url"],

@@ -44,6 +44,14 @@ def _forward_headers(request: Request) -> dict[str, str]:
     return headers
 
 
+def _raw_target(request: Request) -> str:
+    """The path and query as the client sent them (percent-encoded): the decoded path may
+    hold characters no URL can carry."""
+    raw_path: bytes = request.scope.get("raw_path") or request.url.path.encode()
+    query: bytes = request.scope.get("query_string", b"")
+    return raw_path.decode("latin-1") + (f"?{query.decode('latin-1')}" if query else "")
+
+
 async def proxy(request: Request) -> Response:
     service: str = request.path_params["service"]
     upstreams: Upstreams = request.app.state.upstreams
@@ -53,12 +61,17 @@ async def proxy(request: Request) -> Response:
         return problem(404, "Not found", f"no service named {service!r}", request=request)
     try:
         async with upstreams.checkout(service) as upstream:
+            with_body = request.method not in ("GET", "HEAD")
+            headers = _forward_headers(request)
+            if not with_body:
+                # A GET's body means nothing (RFC 9110 §9.3.1) and is not sent on: nor is its
+                # length, which would leave the service waiting for it.
+                headers.pop("content-length", None)
             outgoing = http.build_request(
                 request.method,
-                f"{upstream.base_url}{request.url.path}"
-                + (f"?{request.url.query}" if request.url.query else ""),
-                headers=_forward_headers(request),
-                content=request.stream() if request.method not in ("GET", "HEAD") else None,
+                f"{upstream.base_url}{_raw_target(request)}",
+                headers=headers,
+                content=request.stream() if with_body else None,
                 timeout=timeout,
             )
             try:

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from adx.bodies import BodyTooLarge, read_limited
 from adx.problems import problem, problem_for, validation_problem
 from contracts.context import RequestContext
 from contracts.errors import ErrorKind
@@ -82,14 +83,10 @@ def _dump(value: Any) -> Any:
 
 async def _read_json(request: Request) -> bytes | Response:
     limit: int = request.app.state.settings.gateway_max_json_bytes
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            return problem(
-                413, "Content too large", f"the body exceeds {limit} bytes", request=request
-            )
-    return body or b"{}"
+    try:
+        return await read_limited(request, limit) or b"{}"
+    except BodyTooLarge as error:
+        return problem(413, "Content too large", str(error), request=request)
 
 
 async def start(request: Request) -> Response:

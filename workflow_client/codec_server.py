@@ -31,6 +31,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from temporalio.api.common.v1 import Payloads
 
+from adx.bodies import BodyTooLarge, read_limited
 from adx.logging import configure_logging, get_logger
 from adx.problems import problem
 from adx.settings import Settings, get_settings
@@ -124,9 +125,10 @@ def create_codec_app(settings: Settings, keyring: KeyRing) -> Starlette:
         if media_type != "application/json":
             # Requiring JSON also forces browsers to preflight, so CORS always applies.
             return problem(415, "Unsupported Media Type", "send the payloads as application/json")
-        body = await _read_body(request)
-        if body is None:
-            return problem(413, "Content Too Large", f"the body exceeds {MAX_BODY_BYTES} bytes")
+        try:
+            body = await read_limited(request, MAX_BODY_BYTES)
+        except BodyTooLarge as error:
+            return problem(413, "Content Too Large", str(error))
         try:
             payloads = json_format.Parse(
                 body.decode("utf-8"), Payloads(), ignore_unknown_fields=True
@@ -183,21 +185,6 @@ def create_codec_app(settings: Settings, keyring: KeyRing) -> Starlette:
         ],
         exception_handlers={HTTPException: http_error},
     )
-
-
-async def _read_body(request: Request) -> bytes | None:
-    """The body, or None when it is larger than :data:`MAX_BODY_BYTES`."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _title(status: int) -> str:

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from adx.bodies import BodyTooLarge, read_limited
 from adx.identity import InvalidToken, TokenType, TokenVerifier, bearer_token
 from adx.logging import CorrelationIdMiddleware
 from adx.problems import problem, problem_for, validation_problem
@@ -32,9 +33,7 @@ ReadinessCheck = Callable[[], Awaitable[None]]
 
 async def parse_body(request: Request, model: type[M]) -> M:
     """The JSON body as ``model``; bad input raises (-> 422 problem with field errors)."""
-    body = await request.body()
-    if len(body) > MAX_JSON_BODY:
-        raise ServiceError(ErrorKind.VALIDATION, "the request body is too large")
+    body = await read_limited(request, MAX_JSON_BODY)  # BodyTooLarge -> 413
     return model.model_validate_json(body or b"{}")
 
 
@@ -103,6 +102,9 @@ def create_service_app(
         assert isinstance(error, ValidationError)
         return validation_problem(error, request)
 
+    async def on_too_large(request: Request, error: Exception) -> Response:
+        return problem(413, "Content too large", str(error), request=request)
+
     async def on_http_error(request: Request, error: Exception) -> Response:
         assert isinstance(error, HTTPException)
         return problem(error.status_code, "Error", str(error.detail), request=request)
@@ -127,6 +129,7 @@ def create_service_app(
         exception_handlers={
             ServiceError: on_service_error,
             ValidationError: on_validation_error,
+            BodyTooLarge: on_too_large,
             HTTPException: on_http_error,
             Exception: on_unexpected,
         },

@@ -16,27 +16,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, TypeAdapter
 from starlette.routing import BaseRoute, Route
 
+from adx.problems import PROBLEM_SCHEMA
+
 JsonSchema = dict[str, Any]
 REF_TEMPLATE = "#/components/schemas/{model}"
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
-PROBLEM_SCHEMA: JsonSchema = {
-    "type": "object",
-    "required": ["type", "title", "status", "detail"],
-    "properties": {
-        "type": {"type": "string"},
-        "title": {"type": "string"},
-        "status": {"type": "integer"},
-        "detail": {"type": "string"},
-        "correlation_id": {"type": "string"},
-        "errors": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
-            },
-        },
-    },
-}
 ERROR_DESCRIPTIONS = {
     401: "no valid bearer token (or session)",
     403: "the caller may not do this in its tenant",

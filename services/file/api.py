@@ -35,6 +35,7 @@ from contracts.file import (
 from contracts.names import WorkflowType
 from services.common.errors import NotFound, ServiceError
 from services.common.http import identity, json, parse_body
+from services.common.openapi import IDEMPOTENCY_KEY, Body, Doc, Endpoint, JsonSchema, Raw
 from services.common.service import ServiceRuntime
 from services.file.activities import is_tenant_admin
 from services.file.components import FileComponents
@@ -43,9 +44,9 @@ from services.file.models import (
     FileInfo,
     FilePage,
     FileRecord,
+    FilesQuery,
     MigrationRequest,
     OperationAccepted,
-    PageCursor,
     QuotaInfo,
     RenameRequest,
     ShareInfo,
@@ -64,8 +65,47 @@ log = structlog.stdlib.get_logger(__name__)
 _FILE_ID = re.compile(FILE_ID_PATTERN)
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _UPLOAD_NAMESPACE = uuid.UUID("8d7c1f9e-2b54-4a0f-9e3c-71c5a9d2e6b8")
-DEFAULT_PAGE = 20
-MAX_PAGE = 100
+
+# What the documents say about the bytes the routes take and give.
+_BINARY: JsonSchema = {"type": "string", "format": "binary"}
+_NO_SNIFF: JsonSchema = {"type": "string", "enum": ["nosniff"]}
+_LENGTH: JsonSchema = {"type": "integer", "minimum": 0}
+_DOWNLOAD_HEADERS: dict[str, JsonSchema] = {
+    "ETag": {
+        "type": "string",
+        "pattern": r'^"[0-9a-f]{64}"$',
+        "description": "the SHA-256 of the bytes, quoted",
+    },
+    "Accept-Ranges": {"type": "string", "enum": ["bytes"]},
+    "Content-Disposition": {
+        "type": "string",
+        "description": "attachment, with the file's name (filename and filename*)",
+    },
+    "Content-Length": _LENGTH,
+    "Cache-Control": {"type": "string", "enum": ["private, no-cache"]},
+    "X-Content-Type-Options": _NO_SNIFF,
+}
+_UPLOAD_HEADERS: dict[str, JsonSchema] = {
+    "X-Filename": {
+        "type": "string",
+        "minLength": 1,
+        "description": "Required: the file's name, percent-encoded UTF-8 (directories are "
+        "dropped; 1 to 255 characters, no control characters).",
+    },
+    **IDEMPOTENCY_KEY,
+}
+_DOWNLOAD_REQUEST_HEADERS: dict[str, JsonSchema] = {
+    "Range": {
+        "type": "string",
+        "description": "one range, bytes=first-last, bytes=first- or bytes=-suffix (a malformed "
+        "header or several ranges: the whole file)",
+    },
+    "If-Range": {
+        "type": "string",
+        "description": "the ETag the range is for (another: the whole file)",
+    },
+    "If-None-Match": {"type": "string", "description": "ETags, or *: 304 when one matches"},
+}
 
 
 class _TooLarge(Exception):
@@ -110,19 +150,164 @@ class FileApi:
         self.c = components
 
     def routes(self) -> list[BaseRoute]:
+        started = {202: OperationAccepted}
         return [
-            Route("/api/file/uploads", self.upload, methods=["POST"]),
-            Route("/api/file/files", self.list_files, methods=["GET"]),
-            Route("/api/file/files/{file_id}", self.get_file, methods=["GET"]),
-            Route("/api/file/files/{file_id}", self.rename, methods=["PATCH"]),
-            Route("/api/file/files/{file_id}", self.delete, methods=["DELETE"]),
-            Route("/api/file/files/{file_id}/content", self.content, methods=["GET", "HEAD"]),
-            Route("/api/file/files/{file_id}/thumbnail", self.thumbnail, methods=["GET"]),
-            Route("/api/file/files/{file_id}/shares", self.list_shares, methods=["GET"]),
-            Route("/api/file/files/{file_id}/shares", self.share, methods=["POST"]),
-            Route("/api/file/files/{file_id}/processing", self.reprocess, methods=["POST"]),
-            Route("/api/file/quota", self.quota, methods=["GET"]),
-            Route("/api/file/migrations", self.migrate, methods=["POST"]),
+            Endpoint(
+                "/api/file/uploads",
+                self.upload,
+                "POST",
+                Doc(
+                    "upload a file (file_upload): the raw bytes as the body",
+                    {202: UploadAccepted},
+                    body=Body(content={"application/octet-stream": _BINARY}),
+                    errors=(409, 413, 415),
+                    headers=_UPLOAD_HEADERS,
+                    description="The body is the file itself. Any media type but "
+                    "multipart/* (415) is taken, and kept as the file's declared_content_type; "
+                    "the stored content_type is sniffed from the bytes. Its name is in the "
+                    "X-Filename header (required: 422 without it). An empty file is refused "
+                    "(422), a tenant over its quota gets 409, a file over the size limit 413. "
+                    "The same Idempotency-Key answers with the first upload's operation "
+                    "and file ids.",
+                ),
+            ),
+            Endpoint(
+                "/api/file/files",
+                self.list_files,
+                "GET",
+                Doc(
+                    "the files the caller may see (a tenant admin: all of the tenant's), "
+                    "newest first",
+                    {200: FilePage},
+                    query=FilesQuery,
+                ),
+            ),
+            Endpoint(
+                "/api/file/files/{file_id}",
+                self.get_file,
+                "GET",
+                Doc("a file's metadata", {200: FileInfo}),
+            ),
+            Endpoint(
+                "/api/file/files/{file_id}",
+                self.rename,
+                "PATCH",
+                Doc(
+                    "rename a file (write permission)",
+                    {200: FileInfo},
+                    body=RenameRequest,
+                    errors=(403,),
+                ),
+            ),
+            Endpoint(
+                "/api/file/files/{file_id}",
+                self.delete,
+                "DELETE",
+                Doc("delete a file (its owner or a tenant admin)", {204: None}, errors=(403,)),
+            ),
+            # A GET route answers HEAD too (starlette): the headers without the bytes.
+            Endpoint(
+                "/api/file/files/{file_id}/content",
+                self.content,
+                "GET",
+                Doc(
+                    "download a file's bytes, with Range for resuming",
+                    {
+                        200: Raw(
+                            content={"*/*": _BINARY},
+                            description="the whole file, as its sniffed media type",
+                            headers=_DOWNLOAD_HEADERS,
+                        ),
+                        206: Raw(
+                            content={"*/*": _BINARY},
+                            description="the requested range",
+                            headers={
+                                **_DOWNLOAD_HEADERS,
+                                "Content-Range": {
+                                    "type": "string",
+                                    "pattern": r"^bytes [0-9]+-[0-9]+/[0-9]+$",
+                                },
+                            },
+                        ),
+                        304: None,
+                    },
+                    errors=(409, 416),
+                    headers=_DOWNLOAD_REQUEST_HEADERS,
+                    description="409 while the file is still being processed; 304 when "
+                    "If-None-Match names its ETag; 416 when the range starts past the end.",
+                ),
+            ),
+            Endpoint(
+                "/api/file/files/{file_id}/thumbnail",
+                self.thumbnail,
+                "GET",
+                Doc(
+                    "a file's thumbnail (404 when it has none)",
+                    {
+                        200: Raw(
+                            content={"image/png": _BINARY},
+                            description="the thumbnail",
+                            headers={
+                                "Content-Length": _LENGTH,
+                                "Cache-Control": {
+                                    "type": "string",
+                                    "enum": ["private, max-age=300"],
+                                },
+                                "X-Content-Type-Options": _NO_SNIFF,
+                            },
+                        )
+                    },
+                ),
+            ),
+            Endpoint(
+                "/api/file/files/{file_id}/shares",
+                self.list_shares,
+                "GET",
+                Doc("who has which permission on a file", {200: list[ShareInfo]}),
+            ),
+            Endpoint(
+                "/api/file/files/{file_id}/shares",
+                self.share,
+                "POST",
+                Doc(
+                    "share a file with a member (file_sharing; its owner or a tenant admin)",
+                    started,
+                    body=ShareRequest,
+                    errors=(403,),
+                    headers=IDEMPOTENCY_KEY,
+                ),
+            ),
+            Endpoint(
+                "/api/file/files/{file_id}/processing",
+                self.reprocess,
+                "POST",
+                Doc(
+                    "process a file again: metadata and thumbnail (file_processing; write "
+                    "permission)",
+                    started,
+                    errors=(403,),
+                    headers=IDEMPOTENCY_KEY,
+                ),
+            ),
+            Endpoint(
+                "/api/file/quota",
+                self.quota,
+                "GET",
+                Doc("the tenant's storage quota and usage", {200: QuotaInfo}),
+            ),
+            Endpoint(
+                "/api/file/migrations",
+                self.migrate,
+                "POST",
+                Doc(
+                    "move the tenant's files to another storage provider (file_migration; "
+                    "tenant admins)",
+                    started,
+                    body=MigrationRequest,
+                    errors=(403,),
+                    headers=IDEMPOTENCY_KEY,
+                ),
+            ),
             Route("/dev/outbox", self.dev_outbox, methods=["GET"]),
         ]
 
@@ -227,15 +412,14 @@ class FileApi:
 
     async def list_files(self, request: Request) -> Response:
         context = identity(request)
-        limit = _int_param(request, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
-        token = request.query_params.get("cursor")
-        cursor = PageCursor.decode(token) if token else None
+        # Invalid parameters raise ValidationError: a 422 with field errors.
+        query = FilesQuery.model_validate(dict(request.query_params))
         records, following = await self.c.store.list_files(
             context.tenant_id,
             context.user_id,
             all_of_tenant=is_tenant_admin(context),
-            limit=limit,
-            cursor=cursor,
+            limit=query.limit,
+            cursor=query.page_cursor(),
         )
         mine = await self.c.store.permissions_for(context.user_id, [r.id for r in records])
         items = [FileInfo.of(record, mine.get(record.id)) for record in records]

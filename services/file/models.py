@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
@@ -21,6 +22,9 @@ from contracts.file import (
 from services.common.errors import ServiceError
 
 MAX_NAME = 255
+DEFAULT_PAGE = 20
+MAX_PAGE = 100
+_DIGITS = re.compile(r"[0-9]+")
 
 
 def clean_file_name(value: str) -> str:
@@ -133,6 +137,26 @@ class FileInfo(BaseModel):
         )
 
 
+class FilesQuery(BaseModel):
+    """``GET /api/file/files?limit=&cursor=``: the caller's files, newest first."""
+
+    limit: int = Field(default=DEFAULT_PAGE, ge=1, le=MAX_PAGE)
+    cursor: str | None = Field(
+        default=None, description="The next_cursor of the previous page (empty: the first page)."
+    )
+
+    @field_validator("limit", mode="before")
+    @classmethod
+    def _whole_number(cls, value: object) -> object:
+        # Digits only, as in the URL: no sign, spaces, decimals or underscores.
+        if isinstance(value, str) and not _DIGITS.fullmatch(value):
+            raise ValueError(f"a whole number from 1 to {MAX_PAGE}")
+        return value
+
+    def page_cursor(self) -> PageCursor | None:
+        return PageCursor.decode(self.cursor) if self.cursor else None
+
+
 class FilePage(BaseModel):
     items: list[FileInfo]
     next_cursor: str | None = Field(
@@ -174,7 +198,10 @@ class OperationAccepted(BaseModel):
 class RenameRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str
+    name: str = Field(
+        description="The new display name: any directories are dropped and surrounding spaces "
+        f"trimmed; then 1 to {MAX_NAME} characters, no control characters."
+    )
 
     @field_validator("name")
     @classmethod

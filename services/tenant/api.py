@@ -14,7 +14,7 @@ from datetime import timedelta
 from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 from temporalio.service import RPCError, RPCStatusCode
 
 from adx.identity import TokenType, bearer_token
@@ -26,6 +26,7 @@ from contracts.tenant import (
     MembershipChange,
     MemberStatus,
     ResumeTenantSignal,
+    Tenant,
     TenantMember,
     TenantMembershipSyncInput,
     TenantMembershipSyncResult,
@@ -38,6 +39,7 @@ from contracts.tenant import (
 )
 from services.common.errors import NotFound, ServiceError
 from services.common.http import identity, json, parse_body
+from services.common.openapi import IDEMPOTENCY_KEY, Doc, Endpoint
 from services.common.service import ServiceRuntime
 from services.tenant.models import (
     AddMemberRequest,
@@ -66,6 +68,10 @@ SWITCH_BUDGET = timedelta(seconds=10)
 # The same for the member endpoints and tenant_membership_sync.
 MEMBERSHIP_BUDGET = timedelta(seconds=5)
 LAST_OWNER = "the last owner cannot be demoted or removed"
+SYNCED = (
+    "200 with tenant_membership_sync's result when it finishes within its budget, else 202 "
+    "with the operation to follow."
+)
 
 
 @contextmanager
@@ -92,20 +98,145 @@ class TenantApi:
 
     def routes(self) -> Sequence[BaseRoute]:
         base = "/api/tenant/tenants"
+        started = {202: OperationAccepted}
+        synced = {200: TenantMembershipSyncResult, **started}
         return [
-            Route(base, self.list_tenants, methods=["GET"]),
-            Route(base, self.create_tenant, methods=["POST"]),
-            Route(base + "/{tenant_id}", self.get_tenant, methods=["GET"]),
-            Route(base + "/{tenant_id}", self.update_tenant, methods=["PATCH"]),
-            Route(base + "/{tenant_id}/members", self.list_members, methods=["GET"]),
-            Route(base + "/{tenant_id}/members", self.add_member, methods=["POST"]),
-            Route(base + "/{tenant_id}/members/{user_id}", self.change_roles, methods=["PATCH"]),
-            Route(base + "/{tenant_id}/members/{user_id}", self.remove_member, methods=["DELETE"]),
-            Route(base + "/{tenant_id}/upgrade", self.upgrade, methods=["POST"]),
-            Route(base + "/{tenant_id}/suspend", self.suspend, methods=["POST"]),
-            Route(base + "/{tenant_id}/resume", self.resume, methods=["POST"]),
-            Route(base + "/{tenant_id}/invoices", self.invoices, methods=["GET"]),
-            Route("/api/tenant/switch", self.switch, methods=["POST"]),
+            Endpoint(
+                base,
+                self.list_tenants,
+                "GET",
+                Doc("the tenants where the caller is an active member", {200: TenantList}),
+            ),
+            Endpoint(
+                base,
+                self.create_tenant,
+                "POST",
+                Doc(
+                    "create a tenant owned by the caller (tenant_provisioning)",
+                    started,
+                    body=CreateTenantRequest,
+                    errors=(409,),
+                    headers=IDEMPOTENCY_KEY,
+                ),
+            ),
+            Endpoint(
+                base + "/{tenant_id}",
+                self.get_tenant,
+                "GET",
+                Doc("a tenant of the caller's, with the caller's roles there", {200: MyTenant}),
+            ),
+            Endpoint(
+                base + "/{tenant_id}",
+                self.update_tenant,
+                "PATCH",
+                Doc(
+                    "rename the caller's tenant or replace its settings (admins)",
+                    {200: Tenant},
+                    body=UpdateTenantRequest,
+                    errors=(403,),
+                ),
+            ),
+            Endpoint(
+                base + "/{tenant_id}/members",
+                self.list_members,
+                "GET",
+                Doc("the members of the caller's tenant", {200: MemberPage}),
+            ),
+            Endpoint(
+                base + "/{tenant_id}/members",
+                self.add_member,
+                "POST",
+                Doc(
+                    "add a member (admins; owners to add owners; tenant_membership_sync)",
+                    synced,
+                    body=AddMemberRequest,
+                    errors=(403, 409),
+                    headers=IDEMPOTENCY_KEY,
+                    description=SYNCED,
+                ),
+            ),
+            Endpoint(
+                base + "/{tenant_id}/members/{user_id}",
+                self.change_roles,
+                "PATCH",
+                Doc(
+                    "replace a member's roles (admins; owners for owners; tenant_membership_sync)",
+                    synced,
+                    body=ChangeRolesRequest,
+                    errors=(403, 409),
+                    headers=IDEMPOTENCY_KEY,
+                    description=SYNCED,
+                ),
+            ),
+            Endpoint(
+                base + "/{tenant_id}/members/{user_id}",
+                self.remove_member,
+                "DELETE",
+                Doc(
+                    "remove a member (admins; owners for owners; tenant_membership_sync)",
+                    synced,
+                    errors=(403, 409),
+                    headers=IDEMPOTENCY_KEY,
+                    description=SYNCED,
+                ),
+            ),
+            Endpoint(
+                base + "/{tenant_id}/upgrade",
+                self.upgrade,
+                "POST",
+                Doc(
+                    "change the tenant's plan (the owner; tenant_upgrade)",
+                    started,
+                    body=UpgradeRequest,
+                    errors=(403, 409),
+                    headers=IDEMPOTENCY_KEY,
+                ),
+            ),
+            Endpoint(
+                base + "/{tenant_id}/suspend",
+                self.suspend,
+                "POST",
+                Doc(
+                    "suspend the tenant until resumed (the owner; tenant_suspension)",
+                    started,
+                    body=SuspendRequest,
+                    errors=(403, 409),
+                    headers=IDEMPOTENCY_KEY,
+                ),
+            ),
+            Endpoint(
+                base + "/{tenant_id}/resume",
+                self.resume,
+                "POST",
+                Doc(
+                    "resume a suspended tenant (the owner; signals its tenant_suspension)",
+                    started,
+                    errors=(403, 409),
+                ),
+            ),
+            Endpoint(
+                base + "/{tenant_id}/invoices",
+                self.invoices,
+                "GET",
+                Doc("the tenant's invoices (admins)", {200: InvoicePage}, errors=(403,)),
+            ),
+            Endpoint(
+                "/api/tenant/switch",
+                self.switch,
+                "POST",
+                Doc(
+                    "move the caller's session to another tenant of theirs (tenant_switching)",
+                    {200: TenantSwitchingResult, **started},
+                    body=SwitchRequest,
+                    errors=(409,),
+                    headers=IDEMPOTENCY_KEY,
+                    description=(
+                        "200 with the new session's exchange code (for POST "
+                        "/api/auth/sessions/exchange) when the switch finishes within "
+                        "its budget, else 202 with the operation to follow."
+                    ),
+                ),
+            ),
         ]
 
     # Helpers --------------------------------------------------------------------------

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StringConstraints,
+    WithJsonSchema,
+    model_validator,
+)
 
 from contracts.tenant import Invoice, Plan, RoleName, Tenant, TenantMember, TenantName, TenantSlug
 
 UserIdField = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 KNOWN_ROLES = frozenset({"owner", "admin", "member", "viewer"})
+# A role a request may name: any other is refused by ``_known_roles`` (422); the schema says so.
+KnownRole = Annotated[RoleName, WithJsonSchema({"type": "string", "enum": sorted(KNOWN_ROLES)})]
 
 
 def _known_roles(roles: list[str]) -> list[str]:
@@ -44,7 +54,7 @@ class AddMemberRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     user_id: UserIdField
-    roles: list[RoleName] = Field(default_factory=lambda: ["member"], min_length=1, max_length=8)
+    roles: list[KnownRole] = Field(default_factory=lambda: ["member"], min_length=1, max_length=8)
 
     @model_validator(mode="after")
     def _roles(self) -> AddMemberRequest:
@@ -55,7 +65,7 @@ class AddMemberRequest(BaseModel):
 class ChangeRolesRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    roles: list[RoleName] = Field(min_length=1, max_length=8)
+    roles: list[KnownRole] = Field(min_length=1, max_length=8)
 
     @model_validator(mode="after")
     def _roles(self) -> ChangeRolesRequest:

@@ -14,16 +14,22 @@ from contextlib import contextmanager
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from contracts.auth import Permission, permissions_for
 from contracts.context import RequestContext
 from contracts.errors import ErrorKind
 from contracts.names import WorkflowType
 from contracts.operations import OperationStatus
-from contracts.workflow import ComplianceEraseInput, ComplianceExportInput, UserOnboardingInput
+from contracts.workflow import (
+    AuditRecord,
+    ComplianceEraseInput,
+    ComplianceExportInput,
+    UserOnboardingInput,
+)
 from services.common.errors import NotFound, ServiceError
 from services.common.http import identity, json, parse_body
+from services.common.openapi import IDEMPOTENCY_KEY, Doc, Endpoint, Raw
 from services.common.service import ServiceRuntime
 from services.workflow.activities import exports_dir
 from services.workflow.models import (
@@ -41,6 +47,7 @@ from workflow_client.errors import (
     TemporalUnavailable,
     WorkflowFailed,
 )
+from workflow_client.models import OperationPage
 
 
 class OperationQuery(BaseModel):
@@ -51,6 +58,17 @@ class OperationQuery(BaseModel):
     user_id: str | None = Field(default=None, min_length=1, max_length=64)
     page_size: int = Field(default=20, ge=1, le=100)
     page_token: str | None = Field(default=None, max_length=4096)
+
+
+# GET /api/workflow/exports/{operation_id}: the zip archive, as an attachment.
+EXPORT_ARCHIVE = Raw(
+    {"application/zip": {"type": "string", "format": "binary"}},
+    description="the export archive (zip)",
+    headers={
+        "content-disposition": {"type": "string"},
+        "cache-control": {"type": "string", "const": "no-store"},
+    },
+)
 
 
 @contextmanager
@@ -81,15 +99,89 @@ class WorkflowApi:
         self.store = WorkflowStore(runtime.db)
 
     def routes(self) -> Sequence[BaseRoute]:
+        started = {202: OperationStarted}
         return [
-            Route("/api/workflow/operations", self.list_operations, methods=["GET"]),
-            Route("/api/workflow/operations/{operation_id}", self.describe, methods=["GET"]),
-            Route("/api/workflow/operations/{operation_id}/history", self.history, methods=["GET"]),
-            Route("/api/workflow/onboarding", self.onboard, methods=["POST"]),
-            Route("/api/workflow/compliance/exports", self.export, methods=["POST"]),
-            Route("/api/workflow/compliance/erasures", self.erase, methods=["POST"]),
-            Route("/api/workflow/compliance/audit", self.audit, methods=["GET"]),
-            Route("/api/workflow/exports/{operation_id}", self.download, methods=["GET"]),
+            Endpoint(
+                "/api/workflow/operations",
+                self.list_operations,
+                "GET",
+                Doc(
+                    "the caller's tenant's operations, newest first, a page at a time",
+                    {200: OperationPage},
+                    query=OperationQuery,
+                ),
+            ),
+            Endpoint(
+                "/api/workflow/operations/{operation_id}",
+                self.describe,
+                "GET",
+                Doc(
+                    "an operation of the caller's tenant, with its progress", {200: OperationDetail}
+                ),
+            ),
+            Endpoint(
+                "/api/workflow/operations/{operation_id}/history",
+                self.history,
+                "GET",
+                Doc("an operation's progress events", {200: OperationHistory}),
+            ),
+            Endpoint(
+                "/api/workflow/onboarding",
+                self.onboard,
+                "POST",
+                Doc(
+                    "invite a new user into the caller's tenant (user_onboarding)",
+                    started,
+                    body=UserOnboardingInput,
+                    errors=(403,),
+                    headers=IDEMPOTENCY_KEY,
+                ),
+            ),
+            Endpoint(
+                "/api/workflow/compliance/exports",
+                self.export,
+                "POST",
+                Doc(
+                    "export a user's data: the caller's own, or a member's (admins; "
+                    "compliance_export)",
+                    started,
+                    body=ComplianceRequest,
+                    errors=(403,),
+                    headers=IDEMPOTENCY_KEY,
+                ),
+            ),
+            Endpoint(
+                "/api/workflow/compliance/erasures",
+                self.erase,
+                "POST",
+                Doc(
+                    "erase a user's data: the caller's own, or a member's (admins; "
+                    "compliance_erase)",
+                    started,
+                    body=ComplianceRequest,
+                    errors=(403,),
+                    headers=IDEMPOTENCY_KEY,
+                ),
+            ),
+            Endpoint(
+                "/api/workflow/compliance/audit",
+                self.audit,
+                "GET",
+                Doc(
+                    "the erasure audit records of the caller's tenant, newest first (admins)",
+                    {200: list[AuditRecord]},
+                    errors=(403,),
+                ),
+            ),
+            Endpoint(
+                "/api/workflow/exports/{operation_id}",
+                self.download,
+                "GET",
+                Doc(
+                    "the archive of a compliance export (only the exported user)",
+                    {200: EXPORT_ARCHIVE},
+                ),
+            ),
         ]
 
     # Monitoring -----------------------------------------------------------------------

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from contracts.progress import ProgressEvent
+from contracts.progress import EventKind, ProgressEvent
 from workflow_client.models import Operation
 
 
@@ -57,7 +57,7 @@ class OperationDetail(BaseModel):
 class HistoryStep(BaseModel):
     offset: int
     at: datetime
-    kind: str
+    kind: EventKind
     step: str | None
     message: str | None
 
@@ -66,7 +66,7 @@ class HistoryStep(BaseModel):
         return cls(
             offset=event.offset,
             at=event.at,
-            kind=event.kind.value,
+            kind=event.kind,
             step=event.step,
             message=event.message,
         )
