@@ -26,7 +26,7 @@ HEARTBEAT_SECONDS = 15
 
 def _resume_offset(request: Request) -> int | None:
     raw = request.headers.get("last-event-id") or request.query_params.get("from_offset") or "0"
-    return int(raw) if raw.isdigit() else None
+    return int(raw) if raw.isascii() and raw.isdigit() else None
 
 
 async def stream(request: Request) -> Response:

@@ -143,7 +143,7 @@ async def status(request: Request) -> Response:
     if caller is None:
         return unauthenticated(request)
     after = request.query_params.get("after_offset")
-    if after is not None and not after.isdigit():
+    if after is not None and not (after.isascii() and after.isdigit()):
         return problem_for(
             ErrorKind.VALIDATION, "after_offset must be a whole number", request=request
         )

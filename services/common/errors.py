@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import structlog
@@ -9,6 +11,14 @@ from temporalio.exceptions import ApplicationError
 
 from contracts.context import RequestContext, current_context
 from contracts.errors import ErrorKind
+from workflow_client.errors import (
+    InvalidOperationId,
+    InvalidPageToken,
+    OperationAlreadyExists,
+    OperationNotFound,
+    TemporalUnavailable,
+    WorkflowFailed,
+)
 
 security_log = structlog.stdlib.get_logger("adx.security")
 
@@ -36,6 +46,27 @@ class ServiceError(Exception):
 class NotFound(ServiceError):
     def __init__(self, what: str) -> None:
         super().__init__(ErrorKind.NOT_FOUND, f"{what} not found")
+
+
+@contextmanager
+def workflow_errors() -> Iterator[None]:
+    """workflow_client errors as the taxonomy's (safe messages only)."""
+    try:
+        yield
+    except WorkflowFailed as error:
+        raise ServiceError(error.kind, error.message) from error
+    except (OperationNotFound, InvalidOperationId) as error:
+        raise NotFound("operation") from error
+    except InvalidPageToken as error:
+        raise ServiceError(
+            ErrorKind.VALIDATION, "invalid page token", fields={"page_token": str(error)}
+        ) from error
+    except OperationAlreadyExists as error:
+        raise ServiceError(ErrorKind.CONFLICT, "the operation already exists") from error
+    except TemporalUnavailable as error:
+        raise ServiceError(
+            ErrorKind.EXTERNAL_SERVICE, "the workflow service is unavailable"
+        ) from error
 
 
 def require_context() -> RequestContext:

@@ -28,6 +28,7 @@ log = structlog.stdlib.get_logger(__name__)
 M = TypeVar("M", bound=BaseModel)
 
 MAX_JSON_BODY = 1024 * 1024
+MAX_IDEMPOTENCY_KEY = 200
 ReadinessCheck = Callable[[], Awaitable[None]]
 
 
@@ -35,6 +36,18 @@ async def parse_body(request: Request, model: type[M]) -> M:
     """The JSON body as ``model``; bad input raises (-> 422 problem with field errors)."""
     body = await read_limited(request, MAX_JSON_BODY)  # BodyTooLarge -> 413
     return model.model_validate_json(body or b"{}")
+
+
+def idempotency_key(request: Request) -> str | None:
+    """The ``Idempotency-Key`` header: absent, or 1-200 characters (else a 422)."""
+    key = request.headers.get("idempotency-key")
+    if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
+        raise ServiceError(
+            ErrorKind.VALIDATION,
+            "invalid Idempotency-Key",
+            fields={"Idempotency-Key": f"1 to {MAX_IDEMPOTENCY_KEY} characters"},
+        )
+    return key
 
 
 def identity(request: Request) -> RequestContext:

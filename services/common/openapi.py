@@ -70,6 +70,7 @@ class Doc:
     public: bool = False  # no bearer token needed
     errors: tuple[int, ...] = ()
     headers: Mapping[str, JsonSchema] = field(default_factory=dict)  # request headers read
+    required_headers: tuple[str, ...] = ()  # those of ``headers`` a request must have
     description: str | None = None
 
 
@@ -195,7 +196,14 @@ def _operation(endpoint: Endpoint, keys: dict[str, Any], schemas: _Schemas) -> d
                 }
             )
     for name, schema in doc.headers.items():
-        parameters.append({"name": name, "in": "header", "required": False, "schema": schema})
+        parameters.append(
+            {
+                "name": name,
+                "in": "header",
+                "required": name in doc.required_headers,
+                "schema": schema,
+            }
+        )
 
     operation: dict[str, Any] = {
         "summary": doc.summary,

@@ -34,7 +34,7 @@ from contracts.file import (
 )
 from contracts.names import WorkflowType
 from services.common.errors import NotFound, ServiceError
-from services.common.http import identity, json, parse_body
+from services.common.http import idempotency_key, identity, json, parse_body
 from services.common.openapi import IDEMPOTENCY_KEY, Body, Doc, Endpoint, JsonSchema, Raw
 from services.common.service import ServiceRuntime
 from services.file.activities import is_tenant_admin
@@ -89,7 +89,7 @@ _UPLOAD_HEADERS: dict[str, JsonSchema] = {
     "X-Filename": {
         "type": "string",
         "minLength": 1,
-        "description": "Required: the file's name, percent-encoded UTF-8 (directories are "
+        "description": "The file's name, percent-encoded UTF-8 (directories are "
         "dropped; 1 to 255 characters, no control characters).",
     },
     **IDEMPOTENCY_KEY,
@@ -162,10 +162,11 @@ class FileApi:
                     body=Body(content={"application/octet-stream": _BINARY}),
                     errors=(409, 413, 415),
                     headers=_UPLOAD_HEADERS,
+                    required_headers=("X-Filename",),
                     description="The body is the file itself. Any media type but "
                     "multipart/* (415) is taken, and kept as the file's declared_content_type; "
                     "the stored content_type is sniffed from the bytes. Its name is in the "
-                    "X-Filename header (required: 422 without it). An empty file is refused "
+                    "X-Filename header. An empty file is refused "
                     "(422), a tenant over its quota gets 409, a file over the size limit 413. "
                     "The same Idempotency-Key answers with the first upload's operation "
                     "and file ids.",
@@ -334,7 +335,7 @@ class FileApi:
             # Refused before a byte is stored when the size is announced.
             await self._check_quota(context, length)
 
-        request_key = request.headers.get("idempotency-key")
+        request_key = idempotency_key(request)
         if request_key:
             file_id = str(
                 uuid.uuid5(
@@ -676,7 +677,7 @@ class FileApi:
                 context,
                 workflow_type.value,
                 input,
-                request_key=request.headers.get("Idempotency-Key"),
+                request_key=idempotency_key(request),
             )
         except WorkflowClientError as error:
             raise _unavailable(error) from error
@@ -702,7 +703,7 @@ def _file_name(header: str | None) -> str:
 def _content_length(header: str | None) -> int | None:
     if header is None:
         return None
-    if not header.isdigit():
+    if not (header.isascii() and header.isdigit()):
         raise ServiceError(
             ErrorKind.VALIDATION,
             "invalid Content-Length",
@@ -715,7 +716,7 @@ def _int_param(request: Request, name: str, default: int, low: int, high: int) -
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
         raise ServiceError(
             ErrorKind.VALIDATION,
             f"invalid {name}",

@@ -7,8 +7,7 @@ roles changed, removed: tenant_membership_sync) run as workflows.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import timedelta
 
 from pydantic import BaseModel
@@ -37,8 +36,8 @@ from contracts.tenant import (
     TenantSwitchingResult,
     TenantUpgradeInput,
 )
-from services.common.errors import NotFound, ServiceError
-from services.common.http import identity, json, parse_body
+from services.common.errors import NotFound, ServiceError, workflow_errors
+from services.common.http import idempotency_key, identity, json, parse_body
 from services.common.openapi import IDEMPOTENCY_KEY, Doc, Endpoint
 from services.common.service import ServiceRuntime
 from services.tenant.models import (
@@ -56,12 +55,6 @@ from services.tenant.models import (
     UpgradeRequest,
 )
 from services.tenant.store import TenantStore
-from workflow_client.errors import (
-    OperationAlreadyExists,
-    OperationNotFound,
-    TemporalUnavailable,
-    WorkflowFailed,
-)
 
 # How long POST /switch waits for tenant_switching before answering 202 with the operation.
 SWITCH_BUDGET = timedelta(seconds=10)
@@ -72,23 +65,6 @@ SYNCED = (
     "200 with tenant_membership_sync's result when it finishes within its budget, else 202 "
     "with the operation to follow."
 )
-
-
-@contextmanager
-def _workflow_errors() -> Iterator[None]:
-    """workflow_client errors as the taxonomy's (safe messages only)."""
-    try:
-        yield
-    except WorkflowFailed as error:
-        raise ServiceError(error.kind, error.message) from error
-    except OperationNotFound as error:
-        raise NotFound("operation") from error
-    except OperationAlreadyExists as error:
-        raise ServiceError(ErrorKind.CONFLICT, "the operation already exists") from error
-    except TemporalUnavailable as error:
-        raise ServiceError(
-            ErrorKind.EXTERNAL_SERVICE, "the workflow service is unavailable"
-        ) from error
 
 
 class TenantApi:
@@ -274,12 +250,12 @@ class TenantApi:
         workflow_type: WorkflowType,
         input: BaseModel,
     ) -> JSONResponse:
-        with _workflow_errors():
+        with workflow_errors():
             operation = await self.runtime.operations.start(
                 context,
                 workflow_type.value,
                 input,
-                request_key=request.headers.get("Idempotency-Key"),
+                request_key=idempotency_key(request),
             )
         return json(OperationAccepted(operation_id=operation.id), status=202)
 
@@ -399,14 +375,14 @@ class TenantApi:
     ) -> Response:
         """Runs tenant_membership_sync: 200 with its result when it finishes within the
         budget, else 202 with the operation to follow."""
-        with _workflow_errors():
+        with workflow_errors():
             outcome = await self.runtime.operations.execute(
                 context,
                 WorkflowType.TENANT_MEMBERSHIP_SYNC.value,
                 input,
                 budget=MEMBERSHIP_BUDGET,
                 result_type=TenantMembershipSyncResult,
-                request_key=request.headers.get("Idempotency-Key"),
+                request_key=idempotency_key(request),
             )
         if outcome.result is None:
             return json(OperationAccepted(operation_id=outcome.operation.id), status=202)
@@ -426,7 +402,7 @@ class TenantApi:
         token = bearer_token(request.headers.get("authorization"))
         assert token is not None  # identity() checked it
         claims = request.app.state.verifier.verify(token, TokenType.ACCESS)
-        with _workflow_errors():
+        with workflow_errors():
             outcome = await self.runtime.operations.execute(
                 context,
                 WorkflowType.TENANT_SWITCHING.value,
@@ -438,7 +414,7 @@ class TenantApi:
                 ),
                 budget=SWITCH_BUDGET,
                 result_type=TenantSwitchingResult,
-                request_key=request.headers.get("Idempotency-Key"),
+                request_key=idempotency_key(request),
             )
         if outcome.result is None:
             return json(OperationAccepted(operation_id=outcome.operation.id), status=202)

@@ -7,8 +7,7 @@ may not manage is 403. Profile changes, deactivation and bulk operations run as 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
@@ -37,8 +36,8 @@ from contracts.user import (
     UserStatus,
 )
 from services.common.email import EmailOutbox
-from services.common.errors import NotFound, ServiceError
-from services.common.http import identity, json, parse_body
+from services.common.errors import NotFound, ServiceError, workflow_errors
+from services.common.http import idempotency_key, identity, json, parse_body
 from services.common.openapi import IDEMPOTENCY_KEY, Doc, Endpoint
 from services.common.service import ServiceRuntime
 from services.user.activities import is_admin
@@ -57,12 +56,6 @@ from services.user.models import (
     encode_cursor,
 )
 from services.user.store import UserStore, email_outbox
-from workflow_client.errors import (
-    OperationAlreadyExists,
-    OperationNotFound,
-    TemporalUnavailable,
-    WorkflowFailed,
-)
 from workflow_client.operations import new_operation_id
 
 QueryModel = TypeVar("QueryModel", bound=BaseModel)
@@ -72,23 +65,6 @@ MAX_BATCH_IDS = 100
 
 # How long PATCH waits for user_profile_sync before answering 202 with the operation.
 PROFILE_SYNC_BUDGET = timedelta(seconds=10)
-
-
-@contextmanager
-def _workflow_errors() -> Iterator[None]:
-    """workflow_client errors as the taxonomy's (safe messages only)."""
-    try:
-        yield
-    except WorkflowFailed as error:
-        raise ServiceError(error.kind, error.message) from error
-    except OperationNotFound as error:
-        raise NotFound("operation") from error
-    except OperationAlreadyExists as error:
-        raise ServiceError(ErrorKind.CONFLICT, "the operation already exists") from error
-    except TemporalUnavailable as error:
-        raise ServiceError(
-            ErrorKind.EXTERNAL_SERVICE, "the workflow service is unavailable"
-        ) from error
 
 
 class UserIdsQuery(BaseModel):
@@ -243,12 +219,12 @@ class UserApi:
         workflow_type: WorkflowType,
         input: BaseModel,
     ) -> JSONResponse:
-        with _workflow_errors():
+        with workflow_errors():
             operation = await self.runtime.operations.start(
                 context,
                 workflow_type.value,
                 input,
-                request_key=request.headers.get("Idempotency-Key"),
+                request_key=idempotency_key(request),
             )
         return json(OperationAccepted(operation_id=operation.id), status=202)
 
@@ -272,14 +248,14 @@ class UserApi:
         if user_id != context.user_id and not is_admin(context):
             raise ServiceError(ErrorKind.AUTHORIZATION, "you may not change this profile")
         changes = (await parse_body(request, ProfileUpdate)).changes()
-        with _workflow_errors():
+        with workflow_errors():
             outcome = await self.runtime.operations.execute(
                 context,
                 WorkflowType.USER_PROFILE_SYNC.value,
                 UserProfileSyncInput(user_id=user_id, changes=changes),
                 budget=PROFILE_SYNC_BUDGET,
                 result_type=UserProfileSyncResult,
-                request_key=request.headers.get("Idempotency-Key"),
+                request_key=idempotency_key(request),
             )
         if outcome.result is None:
             return json(OperationAccepted(operation_id=outcome.operation.id), status=202)
@@ -381,7 +357,7 @@ class UserApi:
         profile = await self._profile(membership)
         if profile.status is UserStatus.DEACTIVATED:
             # A client repeating its request (same Idempotency-Key) gets the same operation.
-            key = request.headers.get("Idempotency-Key")
+            key = idempotency_key(request)
             running = await self.store.deactivation_operation(user_id)
             if key is not None and running == new_operation_id(
                 WorkflowType.USER_DEACTIVATION.value, context, key
@@ -415,7 +391,7 @@ class UserApi:
         deadline = profile.restore_deadline
         if deadline is not None and deadline <= datetime.now(UTC):
             raise ServiceError(ErrorKind.CONFLICT, "the grace period is over")
-        with _workflow_errors():
+        with workflow_errors():
             operation = await self.runtime.operations.describe(context, operation_id)
         if operation.status.is_terminal:
             raise ServiceError(ErrorKind.CONFLICT, "the grace period is over")

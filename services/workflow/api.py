@@ -8,8 +8,7 @@ admin for a member). An export archive downloads only with the exported user's o
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
@@ -27,8 +26,8 @@ from contracts.workflow import (
     ComplianceExportInput,
     UserOnboardingInput,
 )
-from services.common.errors import NotFound, ServiceError
-from services.common.http import identity, json, parse_body
+from services.common.errors import NotFound, ServiceError, workflow_errors
+from services.common.http import idempotency_key, identity, json, parse_body
 from services.common.openapi import IDEMPOTENCY_KEY, Doc, Endpoint, Raw
 from services.common.service import ServiceRuntime
 from services.workflow.activities import exports_dir
@@ -40,13 +39,6 @@ from services.workflow.models import (
     OperationStarted,
 )
 from services.workflow.store import WorkflowStore
-from workflow_client.errors import (
-    InvalidOperationId,
-    OperationAlreadyExists,
-    OperationNotFound,
-    TemporalUnavailable,
-    WorkflowFailed,
-)
 from workflow_client.models import OperationPage
 
 
@@ -69,23 +61,6 @@ EXPORT_ARCHIVE = Raw(
         "cache-control": {"type": "string", "const": "no-store"},
     },
 )
-
-
-@contextmanager
-def _workflow_errors() -> Iterator[None]:
-    """workflow_client errors as the taxonomy's (safe messages only)."""
-    try:
-        yield
-    except WorkflowFailed as error:
-        raise ServiceError(error.kind, error.message) from error
-    except (OperationNotFound, InvalidOperationId) as error:
-        raise NotFound("operation") from error
-    except OperationAlreadyExists as error:
-        raise ServiceError(ErrorKind.CONFLICT, "the operation already exists") from error
-    except TemporalUnavailable as error:
-        raise ServiceError(
-            ErrorKind.EXTERNAL_SERVICE, "the workflow service is unavailable"
-        ) from error
 
 
 def _require(context: RequestContext, permission: Permission) -> None:
@@ -189,7 +164,7 @@ class WorkflowApi:
     async def list_operations(self, request: Request) -> Response:
         context = identity(request)
         query = OperationQuery.model_validate(dict(request.query_params))
-        with _workflow_errors():
+        with workflow_errors():
             page = await self.runtime.operations.list_operations(
                 context,
                 workflow_type=query.type.value if query.type else None,
@@ -202,7 +177,7 @@ class WorkflowApi:
 
     async def describe(self, request: Request) -> Response:
         context = identity(request)
-        with _workflow_errors():
+        with workflow_errors():
             snapshot = await self.runtime.operations.progress(
                 context, request.path_params["operation_id"]
             )
@@ -218,7 +193,7 @@ class WorkflowApi:
 
     async def history(self, request: Request) -> Response:
         context = identity(request)
-        with _workflow_errors():
+        with workflow_errors():
             snapshot = await self.runtime.operations.progress(
                 context, request.path_params["operation_id"]
             )
@@ -238,12 +213,12 @@ class WorkflowApi:
         workflow_type: WorkflowType,
         body: BaseModel,
     ) -> Response:
-        with _workflow_errors():
+        with workflow_errors():
             operation = await self.runtime.operations.start(
                 context,
                 workflow_type.value,
                 body,
-                request_key=request.headers.get("Idempotency-Key"),
+                request_key=idempotency_key(request),
             )
         return json(OperationStarted(operation_id=operation.id), status=202)
 

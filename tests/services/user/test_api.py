@@ -261,6 +261,15 @@ async def test_operation_endpoints_check_roles_and_input(
     assert (await http.post("/api/user/bulk", headers=as_admin, json=empty)).status_code == 422
     too_many = {"action": "suspend", "user_ids": [f"u{i}" for i in range(1001)]}
     assert (await http.post("/api/user/bulk", headers=as_admin, json=too_many)).status_code == 422
+    suspend = {"action": "suspend", "user_ids": [dave]}
+    for key in ("", "k" * 201):  # an Idempotency-Key is 1-200 characters
+        keyed = await http.post(
+            "/api/user/bulk", headers={**as_admin, "Idempotency-Key": key}, json=suspend
+        )
+        assert keyed.status_code == 422
+        assert keyed.json()["errors"] == [
+            {"field": "Idempotency-Key", "message": "1 to 200 characters"}
+        ]
     # Nothing was started or changed.
     membership = await service_store.membership(dave, "acme")
     assert membership is not None

@@ -192,6 +192,13 @@ async def test_onboarding_invites_the_user_everywhere(stack: Stack) -> None:
         f"{stack.workflow.url}/api/workflow/operations", headers=other
     )
     assert operation_id not in [op["id"] for op in listed_other.json()["operations"]]
+    forged = await stack.http.get(
+        f"{stack.workflow.url}/api/workflow/operations",
+        params={"page_token": "not-a-token"},
+        headers=headers,
+    )
+    assert forged.status_code == 422
+    assert forged.json()["errors"][0]["field"] == "page_token"
 
 
 async def test_onboarding_requests_are_checked(stack: Stack) -> None:
