@@ -22,6 +22,9 @@ from pydantic import BaseModel, Field
 ANONYMOUS_TENANT = "_anonymous"
 # The tenant of a session whose user has no tenant yet (e.g. right after registration).
 NO_TENANT = "_none"
+# The user segment of every password_reset operation id, whether the address has an account or
+# not: the id must not tell which (no account enumeration).
+ANONYMOUS_USER = "anonymous"
 
 DEFAULT_REGISTRATION_EXPIRY_SECONDS = 24 * 3600
 DEFAULT_PASSWORD_RESET_EXPIRY_SECONDS = 30 * 60
@@ -322,7 +325,11 @@ class VerifyEmailSignal(BaseModel):
 
 
 class PasswordResetInput(BaseModel):
-    user_id: str
+    """``user_id`` is None when no active account has the address asked for: the request is
+    answered (and its operation run) all the same, and the workflow ends at once without an
+    email (``PasswordResetStatus.NO_ACCOUNT``). The address itself never travels."""
+
+    user_id: str | None = None
     expires_in_seconds: int = Field(
         default=DEFAULT_PASSWORD_RESET_EXPIRY_SECONDS, ge=1, le=7 * 24 * 3600
     )
@@ -333,9 +340,16 @@ class ResetPasswordSignal(BaseModel):
     token_id: str
 
 
+class PasswordResetStatus(StrEnum):
+    RESET = "reset"  # the password was changed and every session ended
+    NO_ACCOUNT = "no_account"  # no active account has the address: nothing was sent
+
+
 class PasswordResetResult(BaseModel):
-    user_id: str
+    # Results written before NO_ACCOUNT existed have no status: they are resets.
+    user_id: str | None
     sessions_revoked: int
+    status: PasswordResetStatus = PasswordResetStatus.RESET
 
 
 class MfaSetupInput(BaseModel):

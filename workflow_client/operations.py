@@ -206,9 +206,14 @@ class WorkflowOperations:
         *,
         request_key: str | None = None,
         retry_of: str | None = None,
+        operation_id: str | None = None,
     ) -> Operation:
+        """``operation_id``: one made beforehand (by ``new_operation_id``), for an answer that
+        names the operation before it starts."""
         args = [] if input is None else [input]
-        handle = await self._start(context, workflow_type, args, request_key, retry_of)
+        handle = await self._start(
+            context, workflow_type, args, request_key, retry_of, operation_id
+        )
         return await self.describe(context, handle.id)
 
     async def execute(
@@ -257,11 +262,12 @@ class WorkflowOperations:
         args: Sequence[Any],
         request_key: str | None,
         retry_of: str | None,
+        operation_id: str | None = None,
     ) -> WorkflowHandle[Any, Any]:
         task_queue = self._task_queues.get(workflow_type)
         if task_queue is None:
             raise UnknownWorkflowType(workflow_type)
-        operation_id = new_operation_id(workflow_type, context, request_key)
+        operation_id = operation_id or new_operation_id(workflow_type, context, request_key)
         search_attributes = TypedSearchAttributes(
             [
                 SearchAttributePair(TENANT_ID, context.tenant_id),

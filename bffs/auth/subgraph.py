@@ -3,7 +3,8 @@
 
 Every field calls the auth service through the gateway (``/api/auth/...``): the public ones
 without a token, the others with the caller's. Registration, password reset and MFA setup run
-as workflows in the auth service; their operation ids come back as Operation references.
+as workflows in the auth service; their operation ids come back as Operation entities, to which
+this subgraph adds ``mfaSetup`` (the pending setup's secret, for its owner only).
 Nothing here is cached: these answers are about sessions, which logout and revocation end.
 """
 
@@ -22,14 +23,14 @@ from bffs.auth.types import (
     MfaConfirmedData,
     MfaConfirmPayload,
     MfaSetupData,
-    MfaSetupPayload,
+    Operation,
     OperationStartedData,
     PasswordResetDoneData,
     PasswordResetPayload,
     RegisterInput,
     TenantRef,
     TokenData,
-    UserRef,
+    User,
     VerifyData,
     VerifyEmailPayload,
 )
@@ -39,7 +40,6 @@ from graph.context import GraphContext
 from graph.errors import ClientError, ErrorCode, from_gateway_error
 from graph.permissions import IsAuthenticated
 from graph.runtime import Subgraph
-from graph.types import OperationRef
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -119,9 +119,11 @@ class Query:
 class Mutation:
     @strawberry.mutation(
         description="Starts user_registration: a verification email is sent; the account is "
-        "active once its link is used (verifyEmail)."
+        "active once its link is used (verifyEmail). The operation runs in the auth service's "
+        "anonymous pseudo-tenant (there is no session yet), so no session can read it through "
+        "operation/operations later, not even the new user's: verifyEmail reports the outcome."
     )
-    async def register(self, info: Info[GraphContext, Any], input: RegisterInput) -> OperationRef:
+    async def register(self, info: Info[GraphContext, Any], input: RegisterInput) -> Operation:
         started = await _post(
             info,
             "/api/auth/register",
@@ -129,7 +131,7 @@ class Mutation:
             OperationStartedData,
         )
         info.context.deps.metrics.workflow_started(WorkflowType.USER_REGISTRATION.value)
-        return OperationRef.of(started.operation_id)
+        return Operation.of(started.operation_id)
 
     @strawberry.mutation(description="The token from the verification email's link.")
     async def verify_email(self, info: Info[GraphContext, Any], token: str) -> VerifyEmailPayload:
@@ -170,15 +172,18 @@ class Mutation:
         return True
 
     @strawberry.mutation(
-        description="Starts password_reset when the address belongs to an active account. "
-        "The answer is the same whether it does or not (no account enumeration), so the "
-        "operation is never disclosed: always null."
+        description="Starts password_reset: a reset link is emailed when the address belongs to "
+        "an active account. Every request gets an operation, and the answer is the same either "
+        "way (no account enumeration): an operation id of the same form, at once. Without an "
+        "account the operation ends at once and sends nothing. Like register's, it runs in the "
+        "anonymous pseudo-tenant: no session can read it through operation/operations."
     )
-    async def request_password_reset(
-        self, info: Info[GraphContext, Any], email: str
-    ) -> OperationRef | None:
-        await _send(info, "/api/auth/password-reset/request", {"email": email}, signed_in=False)
-        return None
+    async def request_password_reset(self, info: Info[GraphContext, Any], email: str) -> Operation:
+        started = await _post(
+            info, "/api/auth/password-reset/request", {"email": email}, OperationStartedData
+        )
+        info.context.deps.metrics.workflow_started(WorkflowType.PASSWORD_RESET.value)
+        return Operation.of(started.operation_id)
 
     @strawberry.mutation(description="The token from the reset email's link.")
     async def reset_password(
@@ -194,12 +199,14 @@ class Mutation:
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
-        description="Starts mfa_setup; confirmMfa with a code from the secret finishes it.",
+        description="Starts mfa_setup (a setup still waiting for its code is cancelled): its "
+        "mfaSetup field holds the TOTP secret, and operation(id) shows it again until the "
+        "setup ends; confirmMfa with a code from the secret finishes it.",
     )
-    async def setup_mfa(self, info: Info[GraphContext, Any]) -> MfaSetupPayload:
+    async def setup_mfa(self, info: Info[GraphContext, Any]) -> Operation:
         started = await _post(info, "/api/auth/mfa/setup", None, MfaSetupData, signed_in=True)
         info.context.deps.metrics.workflow_started(WorkflowType.MFA_SETUP.value)
-        return MfaSetupPayload.of(started)
+        return Operation(id=strawberry.ID(started.operation_id), challenge=started)
 
     @strawberry.mutation(permission_classes=[IsAuthenticated])
     async def confirm_mfa(self, info: Info[GraphContext, Any], code: str) -> MfaConfirmPayload:
@@ -209,4 +216,4 @@ class Mutation:
         return MfaConfirmPayload.of(confirmed)
 
 
-SUBGRAPH = Subgraph(name="auth", query=Query, mutation=Mutation, types=(UserRef, TenantRef))
+SUBGRAPH = Subgraph(name="auth", query=Query, mutation=Mutation, types=(User, TenantRef, Operation))

@@ -266,7 +266,8 @@ class User:
         profile = await load_user(info.context, str(self.id))
         return getattr(profile, name)
 
-    @strawberry.field
+    # Shareable: the auth subgraph answers it too, for the session's own account (login).
+    @strawberry.federation.field(shareable=True)
     async def email(self, info: Info[GraphContext, Any]) -> str:
         return cast(str, await self._value(info, "email"))
 

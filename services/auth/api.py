@@ -30,6 +30,7 @@ from adx.identity import InvalidToken, TokenClaims, TokenType, bearer_token
 from adx.settings import Environment
 from contracts.auth import (
     ANONYMOUS_TENANT,
+    ANONYMOUS_USER,
     NO_TENANT,
     ConfirmMfaSignal,
     GrantStatus,
@@ -59,7 +60,7 @@ from services.auth.models import (
     MfaConfirmRequest,
     MfaSecretRow,
     MfaSecretStatus,
-    MfaSetupStarted,
+    MfaSetupChallenge,
     OperationStarted,
     PasswordResetConfirm,
     PasswordResetDone,
@@ -91,8 +92,10 @@ from services.auth.security import (
 from services.common.errors import ServiceError, security_log
 from services.common.http import json as json_response
 from services.common.http import parse_body
+from services.common.openapi import Doc, Endpoint
 from services.common.service import ServiceRuntime
 from workflow_client.errors import TemporalUnavailable, WorkflowClientError
+from workflow_client.operations import new_operation_id
 
 log = structlog.stdlib.get_logger(__name__)
 
@@ -135,22 +138,177 @@ class AuthApi:
 
     def routes(self) -> list[BaseRoute]:
         return [
+            # Not proxied by the gateway: the BFFs' and services' key source, a dev helper.
             Route("/.well-known/jwks.json", self.jwks, methods=["GET"]),
             Route("/dev/outbox", self.dev_outbox, methods=["GET"]),
-            Route("/api/auth/register", self.register, methods=["POST"]),
-            Route("/api/auth/verify", self.verify, methods=["GET", "POST"]),
-            Route("/api/auth/login", self.login, methods=["POST"]),
-            Route("/api/auth/refresh", self.refresh, methods=["POST"]),
-            Route("/api/auth/logout", self.logout, methods=["POST"]),
-            Route("/api/auth/sessions", self.list_sessions, methods=["GET"]),
-            Route("/api/auth/sessions/exchange", self.exchange, methods=["POST"]),
-            Route("/api/auth/sessions/{session_id}", self.delete_session, methods=["DELETE"]),
-            Route("/api/auth/password-reset/request", self.reset_request, methods=["POST"]),
-            Route("/api/auth/password-reset/confirm", self.reset_confirm, methods=["POST"]),
-            Route("/api/auth/mfa/setup", self.mfa_setup, methods=["POST"]),
-            Route("/api/auth/mfa/confirm", self.mfa_confirm, methods=["POST"]),
-            Route("/api/auth/me", self.me, methods=["GET"]),
-            Route("/api/auth/permissions/check", self.check_permission, methods=["POST"]),
+            Endpoint(
+                "/api/auth/register",
+                self.register,
+                "POST",
+                Doc(
+                    "register: a pending account and its user_registration operation (one per "
+                    "address: asking again finds the running one)",
+                    {202: OperationStarted},
+                    body=RegisterRequest,
+                    public=True,
+                    errors=(409,),
+                    description="The operation runs in the anonymous pseudo-tenant: no "
+                    "session can read it through /api/workflows.",
+                ),
+            ),
+            Endpoint(
+                "/api/auth/verify",
+                self.verify,
+                "GET",
+                Doc(
+                    "the verification link: activates the account (202 while it finishes)",
+                    {200: VerifyResponse, 202: VerifyResponse},
+                    query=VerifyRequest,
+                    public=True,
+                ),
+            ),
+            Endpoint(
+                "/api/auth/verify",
+                self.verify,
+                "POST",
+                Doc(
+                    "verify an address with the token of its link (202 while it finishes)",
+                    {200: VerifyResponse, 202: VerifyResponse},
+                    body=VerifyRequest,
+                    public=True,
+                ),
+            ),
+            Endpoint(
+                "/api/auth/login",
+                self.login,
+                "POST",
+                Doc(
+                    "sign in: a new session in the tenant asked for (else the first granted)",
+                    {200: TokenResponse},
+                    body=LoginRequest,
+                    public=True,
+                    errors=(401, 404),
+                ),
+            ),
+            Endpoint(
+                "/api/auth/refresh",
+                self.refresh,
+                "POST",
+                Doc(
+                    "a new token pair for a refresh token (which is used up)",
+                    {200: TokenResponse},
+                    body=RefreshRequest,
+                    public=True,
+                    errors=(401,),
+                ),
+            ),
+            Endpoint(
+                "/api/auth/logout",
+                self.logout,
+                "POST",
+                Doc("end the caller's session", {204: None}),
+            ),
+            Endpoint(
+                "/api/auth/sessions",
+                self.list_sessions,
+                "GET",
+                Doc("the caller's live sessions", {200: list[SessionView]}),
+            ),
+            Endpoint(
+                "/api/auth/sessions/exchange",
+                self.exchange,
+                "POST",
+                Doc(
+                    "tokens for a session a workflow created, against its one-time code",
+                    {200: TokenResponse},
+                    body=ExchangeRequest,
+                    public=True,
+                    errors=(401, 409),
+                ),
+            ),
+            Endpoint(
+                "/api/auth/sessions/{session_id}",
+                self.delete_session,
+                "DELETE",
+                Doc("end one of the caller's sessions", {204: None}),
+            ),
+            Endpoint(
+                "/api/auth/password-reset/request",
+                self.reset_request,
+                "POST",
+                Doc(
+                    "ask for a reset link: the same answer whether the address has an account",
+                    {202: OperationStarted},
+                    body=PasswordResetRequest,
+                    public=True,
+                    description="Every request gets a password_reset operation id of the same "
+                    "form (no account enumeration); without an active account the operation "
+                    "ends at once and no email is sent. The operation runs in the anonymous "
+                    "pseudo-tenant: no session can read it.",
+                ),
+            ),
+            Endpoint(
+                "/api/auth/password-reset/confirm",
+                self.reset_confirm,
+                "POST",
+                Doc(
+                    "set the new password with the token of the reset link (202 while the "
+                    "sessions are being ended)",
+                    {200: PasswordResetDone, 202: PasswordResetDone},
+                    body=PasswordResetConfirm,
+                    public=True,
+                    errors=(409,),
+                ),
+            ),
+            Endpoint(
+                "/api/auth/mfa/setup",
+                self.mfa_setup,
+                "POST",
+                Doc(
+                    "start an MFA setup (replacing a pending one): the TOTP secret and its "
+                    "mfa_setup operation",
+                    {202: MfaSetupChallenge},
+                    errors=(409,),
+                ),
+            ),
+            Endpoint(
+                "/api/auth/mfa/setup",
+                self.mfa_pending,
+                "GET",
+                Doc(
+                    "the caller's MFA setup waiting for its code (404 when none): the same "
+                    "secret again until it expires",
+                    {200: MfaSetupChallenge},
+                ),
+            ),
+            Endpoint(
+                "/api/auth/mfa/confirm",
+                self.mfa_confirm,
+                "POST",
+                Doc(
+                    "confirm the pending MFA setup with a code: the recovery codes, shown once "
+                    "(202 while the code is still being checked)",
+                    {200: MfaConfirmed, 202: MfaConfirmed},
+                    body=MfaConfirmRequest,
+                    errors=(409,),
+                ),
+            ),
+            Endpoint(
+                "/api/auth/me",
+                self.me,
+                "GET",
+                Doc("the caller's account, session, tenant and grants", {200: Me}),
+            ),
+            Endpoint(
+                "/api/auth/permissions/check",
+                self.check_permission,
+                "POST",
+                Doc(
+                    "whether the caller's current roles in its tenant grant a permission",
+                    {200: PermissionAnswer},
+                    body=PermissionCheckRequest,
+                ),
+            ),
         ]
 
     # Identity ------------------------------------------------------------------------------
@@ -483,23 +641,46 @@ class AuthApi:
     async def reset_request(self, request: Request) -> Response:
         body = await parse_body(request, PasswordResetRequest)
         user = await self.store.user_by_email(body.email)
-        task = None
-        if user is not None and user.status is UserStatus.ACTIVE:
-            # Started after the answer is sent: same answer, same timing, known address or not.
-            task = BackgroundTask(self._start_reset, self._anonymous(request, user.id), user.id)
-        return JSONResponse({"status": "accepted"}, status_code=202, background=task)
+        user_id = user.id if user is not None and user.status is UserStatus.ACTIVE else None
+        # Every request gets an operation, its id made here: the same form (no user id in it)
+        # and the same answer at once, known address or not. The workflow starts after the
+        # answer is sent, so the timing does not tell either.
+        operation_id = new_operation_id(
+            WorkflowType.PASSWORD_RESET.value,
+            RequestContext(user_id=ANONYMOUS_USER, tenant_id=ANONYMOUS_TENANT),
+            None,
+        )
+        task = BackgroundTask(
+            self._start_reset,
+            self._anonymous(request, user_id or ANONYMOUS_USER),
+            operation_id,
+            user_id,
+        )
+        return JSONResponse(
+            OperationStarted(operation_id=operation_id).model_dump(mode="json"),
+            status_code=202,
+            background=task,
+        )
 
-    async def _start_reset(self, context: RequestContext, user_id: str) -> None:
+    async def _start_reset(
+        self, context: RequestContext, operation_id: str, user_id: str | None
+    ) -> None:
+        """Starts password_reset under the id already answered with. The workflow acts as the
+        account's user (revoking the sessions is the user's own act); the id does not name
+        it."""
         workflow_input = PasswordResetInput(
             user_id=user_id, expires_in_seconds=self.policy.password_reset_expires_in_seconds
         )
         try:
             await self.runtime.operations.start(
-                context, WorkflowType.PASSWORD_RESET.value, workflow_input
+                context,
+                WorkflowType.PASSWORD_RESET.value,
+                workflow_input,
+                operation_id=operation_id,
             )
         except WorkflowClientError:
             # The answer is already sent; the user asks again if no email arrives.
-            log.exception("auth.password_reset_not_started", user_id=user_id)
+            log.exception("auth.password_reset_not_started", operation_id=operation_id)
 
     async def reset_confirm(self, request: Request) -> Response:
         body = await parse_body(request, PasswordResetConfirm)
@@ -583,9 +764,9 @@ class AuthApi:
                 ),
             )
         await self.store.attach_mfa_workflow(secret_id, operation.id)
-        # The secret is shown this once; the workflow only ever sees its id.
-        return json_response(
-            MfaSetupStarted(
+        # The workflow only ever sees the secret's id; the secret goes to its owner only.
+        return _secret_response(
+            MfaSetupChallenge(
                 operation_id=operation.id,
                 secret=plain,
                 otpauth_uri=totp_uri(plain, user.email),
@@ -593,6 +774,32 @@ class AuthApi:
             ),
             status=202,
         )
+
+    async def mfa_pending(self, request: Request) -> Response:
+        """The caller's setup still waiting for its code, with its secret again (so a page
+        reloaded during the setup can show the QR code once more); 404 when there is none:
+        never started, confirmed, replaced, failed or expired."""
+        caller = await self.caller(request)
+        user = await self.store.get_user(caller.claims.sub)
+        if user is None or user.status is not UserStatus.ACTIVE:
+            raise ServiceError(ErrorKind.AUTHENTICATION, "the account is not active")
+        now = now_utc()
+        lifetime = timedelta(seconds=self.policy.mfa_setup_expires_in_seconds)
+        for secret in await self.store.mfa_secrets_for_user(user.id, MfaSecretStatus.PENDING):
+            # The setup endpoint stored the secret at the moment its expiry counts from.
+            expires_at = secret.created_at + lifetime
+            if secret.workflow_id is None or expires_at <= now:
+                continue
+            plain = self.parts.box.decrypt(secret.secret_ciphertext, secret.id)
+            return _secret_response(
+                MfaSetupChallenge(
+                    operation_id=secret.workflow_id,
+                    secret=plain,
+                    otpauth_uri=totp_uri(plain, user.email),
+                    expires_at=expires_at,
+                )
+            )
+        raise ServiceError(ErrorKind.NOT_FOUND, "no multi-factor setup is in progress")
 
     async def _cancel_pending_setups(self, caller: Caller, user_id: str) -> None:
         """A new setup replaces one still waiting for its code."""
@@ -712,6 +919,12 @@ class AuthApi:
                 roles=roles,
             )
         )
+
+
+def _secret_response(challenge: MfaSetupChallenge, status: int = 200) -> Response:
+    response = json_response(challenge, status=status)
+    response.headers["cache-control"] = "no-store"  # a secret: no copy in any cache
+    return response
 
 
 def _invalid_link() -> ServiceError:

@@ -129,7 +129,11 @@ class PasswordResetDone(BaseModel):
     operation_id: str | None = None
 
 
-class MfaSetupStarted(BaseModel):
+class MfaSetupChallenge(BaseModel):
+    """A pending MFA setup: its mfa_setup operation and the TOTP secret (the authenticator
+    app's input) until ``expires_at``. Only its owner ever gets it; the workflow never sees
+    the secret, only its id."""
+
     operation_id: str
     secret: str
     otpauth_uri: str

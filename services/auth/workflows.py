@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         MfaSetupResult,
         PasswordResetInput,
         PasswordResetResult,
+        PasswordResetStatus,
         ResetPasswordSignal,
         RevokedSessions,
         RevokeTenantAccessInput,
@@ -218,7 +219,11 @@ class UserRegistrationWorkflow:
 @workflow.defn(name=WorkflowType.PASSWORD_RESET.value, versioning_behavior=PINNED)
 class PasswordResetWorkflow:
     """Reset email with a single-use link -> wait for ``reset_password`` (sent by the confirm
-    endpoint after it stored the new password hash) -> revoke every session of the user."""
+    endpoint after it stored the new password hash) -> revoke every session of the user.
+
+    Every reset request runs one, so that its answer (an operation id) is the same whether the
+    address has an account or not; without an active account (no ``user_id``) it ends at once,
+    sending nothing."""
 
     def __init__(self) -> None:
         self._log = ProgressLog()
@@ -236,6 +241,12 @@ class PasswordResetWorkflow:
     async def run(self, input: PasswordResetInput) -> PasswordResetResult:
         self._log.set_total(3)
         self._log.record(EventKind.STARTED)
+        if input.user_id is None:
+            # No command on this path: histories of the other one replay unchanged.
+            return PasswordResetResult(
+                user_id=None, sessions_revoked=0, status=PasswordResetStatus.NO_ACCOUNT
+            )
+        user_id = input.user_id
         deadline = workflow.now() + timedelta(seconds=input.expires_in_seconds)
         saga = Saga(self._log)
         try:
@@ -244,7 +255,7 @@ class PasswordResetWorkflow:
                 lambda: call(
                     AuthActivity.SEND_PASSWORD_RESET_EMAIL,
                     SendTokenEmailInput(
-                        user_id=input.user_id,
+                        user_id=user_id,
                         workflow_id=workflow.info().workflow_id,
                         expires_at=deadline,
                     ),
@@ -255,23 +266,21 @@ class PasswordResetWorkflow:
             saga.add_compensation(
                 "send_reset_email", lambda: undo(AuthActivity.EXPIRE_TOKEN, token, TokenState)
             )
-            await saga.step("await_reset", lambda: self._reset(input, issued, deadline))
+            await saga.step("await_reset", lambda: self._reset(user_id, issued, deadline))
             revoked = await saga.step(
                 "revoke_sessions",
                 lambda: call(
                     AuthActivity.REVOKE_USER_SESSIONS,
-                    RevokeUserSessionsInput(user_id=input.user_id),
+                    RevokeUserSessionsInput(user_id=user_id),
                     RevokedSessions,
                 ),
             )
         except (asyncio.CancelledError, FailureError) as error:
             await saga.compensate()
             raise saga.failure(error) from None
-        return PasswordResetResult(user_id=input.user_id, sessions_revoked=revoked.count)
+        return PasswordResetResult(user_id=user_id, sessions_revoked=revoked.count)
 
-    async def _reset(
-        self, input: PasswordResetInput, issued: TokenIssued, deadline: datetime
-    ) -> TokenState:
+    async def _reset(self, user_id: str, issued: TokenIssued, deadline: datetime) -> TokenState:
         while True:
             if not await wait_until(deadline, self._signals):
                 # A reset confirmed right at the deadline still counts: the token says.
@@ -288,7 +297,7 @@ class PasswordResetWorkflow:
             try:
                 return await call(
                     AuthActivity.CHECK_PASSWORD_RESET,
-                    VerifyTokenInput(user_id=input.user_id, token_id=signal.token_id),
+                    VerifyTokenInput(user_id=user_id, token_id=signal.token_id),
                     TokenState,
                 )
             except ActivityError as error:

@@ -116,7 +116,7 @@ export type UserStatus =
   | 'ACTIVE'
   | 'DEACTIVATED';
 
-export type AuthPayloadFieldsFragment = { accessToken: string, refreshToken: string, expiresIn: number, tokenType: string, sessionId: string, email: string, tenantId: string | null, roles: Array<string>, user: { id: string } };
+export type AuthPayloadFieldsFragment = { accessToken: string, refreshToken: string, expiresIn: number, tokenType: string, sessionId: string, email: string, tenantId: string | null, roles: Array<string>, user: { id: string, email: string } };
 
 export type LoginMutationVariables = Exact<{
   email: string;
@@ -127,14 +127,14 @@ export type LoginMutationVariables = Exact<{
 }>;
 
 
-export type LoginMutation = { login: { accessToken: string, refreshToken: string, expiresIn: number, tokenType: string, sessionId: string, email: string, tenantId: string | null, roles: Array<string>, user: { id: string } } };
+export type LoginMutation = { login: { accessToken: string, refreshToken: string, expiresIn: number, tokenType: string, sessionId: string, email: string, tenantId: string | null, roles: Array<string>, user: { id: string, email: string } } };
 
 export type RefreshTokenMutationVariables = Exact<{
   refreshToken: string;
 }>;
 
 
-export type RefreshTokenMutation = { refreshToken: { accessToken: string, refreshToken: string, expiresIn: number, tokenType: string, sessionId: string, email: string, tenantId: string | null, roles: Array<string>, user: { id: string } } };
+export type RefreshTokenMutation = { refreshToken: { accessToken: string, refreshToken: string, expiresIn: number, tokenType: string, sessionId: string, email: string, tenantId: string | null, roles: Array<string>, user: { id: string, email: string } } };
 
 export type LogoutMutationVariables = Exact<{ [key: string]: never; }>;
 
@@ -165,7 +165,7 @@ export type RequestPasswordResetMutationVariables = Exact<{
 }>;
 
 
-export type RequestPasswordResetMutation = { requestPasswordReset: { id: string } | null };
+export type RequestPasswordResetMutation = { requestPasswordReset: { id: string } };
 
 export type ResetPasswordMutationVariables = Exact<{
   token: string;
@@ -175,10 +175,19 @@ export type ResetPasswordMutationVariables = Exact<{
 
 export type ResetPasswordMutation = { resetPassword: { status: string, sessionsRevoked: number | null, operation: { id: string, type: string, status: OperationStatus, startedAt: string | null, closedAt: string | null, retryOf: string | null, user: { id: string } | null, progress: { currentStep: string | null, completed: number, total: number, lastOffset: number, fraction: number }, error: { code: string, message: string, compensations: Array<string> } | null } | null } };
 
+export type MfaSetupChallengeFieldsFragment = { secret: string, otpauthUri: string, expiresAt: string };
+
 export type SetupMfaMutationVariables = Exact<{ [key: string]: never; }>;
 
 
-export type SetupMfaMutation = { setupMfa: { secret: string, otpauthUri: string, expiresAt: string, operation: { id: string, type: string, status: OperationStatus, startedAt: string | null, closedAt: string | null, retryOf: string | null, user: { id: string } | null, progress: { currentStep: string | null, completed: number, total: number, lastOffset: number, fraction: number }, error: { code: string, message: string, compensations: Array<string> } | null } } };
+export type SetupMfaMutation = { setupMfa: { id: string, type: string, status: OperationStatus, startedAt: string | null, closedAt: string | null, retryOf: string | null, mfaSetup: { secret: string, otpauthUri: string, expiresAt: string } | null, user: { id: string } | null, progress: { currentStep: string | null, completed: number, total: number, lastOffset: number, fraction: number }, error: { code: string, message: string, compensations: Array<string> } | null } };
+
+export type PendingMfaSetupQueryVariables = Exact<{
+  id: string | number;
+}>;
+
+
+export type PendingMfaSetupQuery = { operation: { id: string, status: OperationStatus, mfaSetup: { secret: string, otpauthUri: string, expiresAt: string } | null } | null };
 
 export type ConfirmMfaMutationVariables = Exact<{
   code: string;
@@ -440,9 +449,17 @@ export const AuthPayloadFieldsFragmentDoc = new TypedDocumentString(`
   roles
   user {
     id
+    email
   }
 }
     `, {"fragmentName":"AuthPayloadFields"}) as unknown as TypedDocumentString<AuthPayloadFieldsFragment, unknown>;
+export const MfaSetupChallengeFieldsFragmentDoc = new TypedDocumentString(`
+    fragment MfaSetupChallengeFields on MfaSetupChallenge {
+  secret
+  otpauthUri
+  expiresAt
+}
+    `, {"fragmentName":"MfaSetupChallengeFields"}) as unknown as TypedDocumentString<MfaSetupChallengeFieldsFragment, unknown>;
 export const FileFieldsFragmentDoc = new TypedDocumentString(`
     fragment FileFields on File {
   id
@@ -649,6 +666,7 @@ export const LoginDocument = new TypedDocumentString(`
   roles
   user {
     id
+    email
   }
 }`) as unknown as TypedDocumentString<LoginMutation, LoginMutationVariables>;
 export const RefreshTokenDocument = new TypedDocumentString(`
@@ -668,6 +686,7 @@ export const RefreshTokenDocument = new TypedDocumentString(`
   roles
   user {
     id
+    email
   }
 }`) as unknown as TypedDocumentString<RefreshTokenMutation, RefreshTokenMutationVariables>;
 export const LogoutDocument = new TypedDocumentString(`
@@ -835,15 +854,18 @@ fragment OperationErrorFields on OperationError {
 export const SetupMfaDocument = new TypedDocumentString(`
     mutation SetupMfa {
   setupMfa {
-    secret
-    otpauthUri
-    expiresAt
-    operation {
-      ...OperationFields
+    ...OperationFields
+    mfaSetup {
+      ...MfaSetupChallengeFields
     }
   }
 }
-    fragment OperationFields on Operation {
+    fragment MfaSetupChallengeFields on MfaSetupChallenge {
+  secret
+  otpauthUri
+  expiresAt
+}
+fragment OperationFields on Operation {
   id
   type
   status
@@ -872,6 +894,21 @@ fragment OperationErrorFields on OperationError {
   message
   compensations
 }`) as unknown as TypedDocumentString<SetupMfaMutation, SetupMfaMutationVariables>;
+export const PendingMfaSetupDocument = new TypedDocumentString(`
+    query PendingMfaSetup($id: ID!) {
+  operation(id: $id) {
+    id
+    status
+    mfaSetup {
+      ...MfaSetupChallengeFields
+    }
+  }
+}
+    fragment MfaSetupChallengeFields on MfaSetupChallenge {
+  secret
+  otpauthUri
+  expiresAt
+}`) as unknown as TypedDocumentString<PendingMfaSetupQuery, PendingMfaSetupQueryVariables>;
 export const ConfirmMfaDocument = new TypedDocumentString(`
     mutation ConfirmMfa($code: String!) {
   confirmMfa(code: $code) {

@@ -4,7 +4,9 @@ database and a real SMTP server receiving the emails."""
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -15,7 +17,10 @@ from temporalio.api.common.v1 import Payload
 
 from contracts.auth import (
     ANONYMOUS_TENANT,
+    ANONYMOUS_USER,
+    DEFAULT_MFA_SETUP_EXPIRY_SECONDS,
     PasswordResetResult,
+    PasswordResetStatus,
     UserRegistrationInput,
     UserRegistrationResult,
     UserStatus,
@@ -23,10 +28,11 @@ from contracts.auth import (
 from contracts.context import RequestContext
 from contracts.errors import ErrorKind
 from contracts.names import WorkflowType
+from contracts.operations import OperationStatus
 from contracts.progress import EventKind
 from services.auth.activities import AuthComponents, now_utc
-from services.auth.models import MfaSecretStatus
-from services.auth.security import hash_password
+from services.auth.models import MfaSecretRow, MfaSecretStatus
+from services.auth.security import hash_password, new_totp_secret
 from tests.services.auth.support import (
     ALICE,
     NEW_PASSWORD,
@@ -38,7 +44,10 @@ from tests.services.auth.support import (
 )
 from tests.support.services import RunningService
 from tests.support.smtp import Mailbox
-from workflow_client.errors import WorkflowFailed
+from workflow_client.errors import OperationNotFound, WorkflowFailed
+
+# Every password_reset operation id, known address or not: no user id in it.
+RESET_OPERATION_ID = re.compile(r"^password_reset-anonymous-[0-9a-f]{32}$")
 
 
 def parts_of(service: RunningService) -> AuthComponents:
@@ -181,7 +190,8 @@ async def test_password_reset_changes_the_password_once_and_ends_every_session(
     second = await login(http, email)
     requested = await http.post("/api/auth/password-reset/request", json={"email": email})
     assert requested.status_code == 202
-    assert requested.json() == {"status": "accepted"}
+    operation_id = requested.json()["operation_id"]
+    assert RESET_OPERATION_ID.match(operation_id), requested.json()
     (message,) = await smtp_server.wait_for(email)
     assert message["Subject"] == "Reset your password"
     token = link_token(message)
@@ -196,6 +206,7 @@ async def test_password_reset_changes_the_password_once_and_ends_every_session(
     assert confirmed.status_code == 200, confirmed.text
     done = confirmed.json()
     assert (done["status"], done["sessions_revoked"]) == ("reset", 2)
+    assert done["operation_id"] == operation_id
     for tokens in (first, second):
         me = await http.get("/api/auth/me", headers=bearer(tokens["access_token"]))
         assert me.status_code == 401
@@ -223,18 +234,63 @@ async def test_password_reset_changes_the_password_once_and_ends_every_session(
     result = await service.runtime.operations.result(
         anonymous(user_id), done["operation_id"], result_type=PasswordResetResult
     )
-    assert result == PasswordResetResult(user_id=user_id, sessions_revoked=2)
+    assert result == PasswordResetResult(
+        user_id=user_id, sessions_revoked=2, status=PasswordResetStatus.RESET
+    )
 
 
-async def test_a_reset_for_an_unknown_address_looks_the_same_and_sends_nothing(
-    http: httpx.AsyncClient, smtp_server: Mailbox
+async def started(service: RunningService, context: RequestContext, operation_id: str) -> None:
+    """Waits for an operation the API starts after it answered."""
+    async with asyncio.timeout(30):
+        while True:
+            try:
+                await service.runtime.operations.describe(context, operation_id)
+            except OperationNotFound:
+                await asyncio.sleep(0.05)
+            else:
+                return
+
+
+async def test_a_reset_gets_an_operation_of_the_same_form_whether_the_address_has_an_account(
+    http: httpx.AsyncClient, service: RunningService, smtp_server: Mailbox
 ) -> None:
-    email = unique_email("nobody")
-    response = await http.post("/api/auth/password-reset/request", json={"email": email})
-    assert response.status_code == 202
-    assert response.json() == {"status": "accepted"}
-    await asyncio.sleep(1.0)
-    assert smtp_server.to(email) == []
+    _user_id, known = await active_user(service, "nell")
+    pending = unique_email("pending")
+    await parts_of(service).store.register_pending_user(
+        pending, await hash_password(PASSWORD), now_utc()
+    )
+    unknown = unique_email("nobody")
+    answers = {}
+    for email in (known, pending, unknown):
+        response = await http.post("/api/auth/password-reset/request", json={"email": email})
+        assert response.status_code == 202, response.text
+        answers[email] = response.json()
+    # The same answer, but for the id itself: the same keys, the same form of id.
+    assert all(set(answer) == {"operation_id"} for answer in answers.values())
+    ids = {email: answer["operation_id"] for email, answer in answers.items()}
+    assert all(RESET_OPERATION_ID.match(i) for i in ids.values()), ids
+    assert len(set(ids.values())) == 3
+
+    # The known address gets its link; its operation waits for the reset.
+    (message,) = await smtp_server.wait_for(known)
+    assert message["Subject"] == "Reset your password"
+    ops = service.runtime.operations
+    anonymous_caller = anonymous(ANONYMOUS_USER)
+    running = await ops.describe(anonymous_caller, ids[known])
+    assert running.status is OperationStatus.RUNNING
+    # Without an active account the operation ends at once, sending nothing.
+    for email in (pending, unknown):
+        await started(service, anonymous_caller, ids[email])
+        result = await ops.result(anonymous_caller, ids[email], result_type=PasswordResetResult)
+        assert result == PasswordResetResult(
+            user_id=None, sessions_revoked=0, status=PasswordResetStatus.NO_ACCOUNT
+        )
+        snapshot = await ops.progress(anonymous_caller, ids[email])
+        assert [e.kind for e in snapshot.report.events] == [EventKind.STARTED]
+        assert smtp_server.to(email) == []
+        # The address never travels into the workflow.
+        assert email not in await _decoded_history(service, ids[email])
+    assert known not in await _decoded_history(service, ids[known])
 
 
 # mfa_setup ----------------------------------------------------------------------------------
@@ -358,3 +414,80 @@ async def test_mfa_setup_fails_after_too_many_wrong_codes(
     user = await store.get_user(user_id)
     assert user is not None
     assert not user.mfa_enabled
+
+
+async def test_the_pending_mfa_setup_is_shown_again_to_its_owner_until_it_ends(
+    http: httpx.AsyncClient, service: RunningService
+) -> None:
+    _user_id, email = await active_user(service, "ora")
+    headers = bearer((await login(http, email))["access_token"])
+    assert (await http.get("/api/auth/mfa/setup")).status_code == 401
+    none_yet = await http.get("/api/auth/mfa/setup", headers=headers)
+    assert none_yet.status_code == 404
+    assert none_yet.headers["content-type"].startswith("application/problem+json")
+
+    started = await http.post("/api/auth/mfa/setup", headers=headers)
+    assert started.status_code == 202
+    assert started.headers["cache-control"] == "no-store"
+    setup = started.json()
+    shown = await http.get("/api/auth/mfa/setup", headers=headers)
+    assert shown.status_code == 200, shown.text
+    assert shown.headers["cache-control"] == "no-store"
+    assert shown.json() == setup
+
+    # Another account has no setup of its own, and never sees this one.
+    _other_id, other_email = await active_user(service, "otto")
+    other = bearer((await login(http, other_email))["access_token"])
+    assert (await http.get("/api/auth/mfa/setup", headers=other)).status_code == 404
+
+    totp = pyotp.TOTP(setup["secret"])
+    wrong = f"{(int(totp.now()) + 1) % 1_000_000:06d}"
+    assert (
+        await http.post("/api/auth/mfa/confirm", json={"code": wrong}, headers=headers)
+    ).status_code == 422
+    assert (await http.get("/api/auth/mfa/setup", headers=headers)).json() == setup
+
+    # A new setup replaces it.
+    replaced = (await http.post("/api/auth/mfa/setup", headers=headers)).json()
+    assert replaced["operation_id"] != setup["operation_id"]
+    assert (await http.get("/api/auth/mfa/setup", headers=headers)).json() == replaced
+
+    totp = pyotp.TOTP(replaced["secret"])
+    confirmed = await http.post("/api/auth/mfa/confirm", json={"code": totp.now()}, headers=headers)
+    assert confirmed.status_code == 200, confirmed.text
+    assert (await http.get("/api/auth/mfa/setup", headers=headers)).status_code == 404
+
+
+async def test_an_expired_mfa_setup_is_not_shown(
+    http: httpx.AsyncClient, service: RunningService
+) -> None:
+    user_id, email = await active_user(service, "pat")
+    headers = bearer((await login(http, email))["access_token"])
+    parts = parts_of(service)
+    lifetime = timedelta(seconds=DEFAULT_MFA_SETUP_EXPIRY_SECONDS)
+    plain = new_totp_secret()
+
+    async def pending_secret(created_at: datetime) -> str:
+        secret_id = str(uuid.uuid4())
+        await parts.store.add_mfa_secret(
+            MfaSecretRow(
+                id=secret_id,
+                user_id=user_id,
+                secret_ciphertext=parts.box.encrypt(plain, secret_id),
+                status=MfaSecretStatus.PENDING,
+                workflow_id=f"mfa_setup-x-{uuid.uuid4().hex}",
+                created_at=created_at,
+                confirmed_at=None,
+                last_used_step=0,
+            )
+        )
+        return secret_id
+
+    # Its workflow is about to fail it (and discard the secret); the deadline counts already.
+    expired = await pending_secret(now_utc() - lifetime - timedelta(seconds=1))
+    assert (await http.get("/api/auth/mfa/setup", headers=headers)).status_code == 404
+    await parts.store.discard_mfa_secret(expired)
+    await pending_secret(now_utc() - lifetime + timedelta(minutes=1))
+    shown = await http.get("/api/auth/mfa/setup", headers=headers)
+    assert shown.status_code == 200
+    assert shown.json()["secret"] == plain
