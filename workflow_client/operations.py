@@ -323,6 +323,19 @@ class WorkflowOperations:
             self._closed.put("operation", operation_id, operation)
         return operation
 
+    async def keyed(
+        self, context: RequestContext, workflow_type: str, request_key: str | None
+    ) -> Operation | None:
+        """The operation an earlier request with this Idempotency-Key started, if any."""
+        if request_key is None:
+            return None
+        try:
+            return await self.describe(
+                context, new_operation_id(workflow_type, context, request_key)
+            )
+        except OperationNotFound:
+            return None
+
     async def progress(
         self, context: RequestContext, operation_id: str, *, after_offset: int = 0
     ) -> OperationSnapshot:

@@ -812,7 +812,9 @@ class AuthApi:
                         await handle.cancel()
                 except RPCError as error:
                     if error.status is not RPCStatusCode.NOT_FOUND:
-                        raise
+                        raise ServiceError(
+                            ErrorKind.NETWORK, "the workflow service is unavailable"
+                        ) from error
 
     async def mfa_confirm(self, request: Request) -> Response:
         caller = await self.caller(request)

@@ -259,6 +259,19 @@ class TenantApi:
             )
         return json(OperationAccepted(operation_id=operation.id), status=202)
 
+    async def _repeated(
+        self, request: Request, context: RequestContext, workflow_type: WorkflowType
+    ) -> Response | None:
+        """A request repeated with its Idempotency-Key gets the operation the first one
+        started, even once that has changed what the checks look at (plan, status...)."""
+        with workflow_errors():
+            operation = await self.runtime.operations.keyed(
+                context, workflow_type.value, idempotency_key(request)
+            )
+        if operation is None:
+            return None
+        return json(OperationAccepted(operation_id=operation.id), status=202)
+
     # Tenants --------------------------------------------------------------------------
 
     async def list_tenants(self, request: Request) -> Response:
@@ -269,6 +282,10 @@ class TenantApi:
     async def create_tenant(self, request: Request) -> Response:
         context = identity(request)
         body = await parse_body(request, CreateTenantRequest)
+        if (
+            repeated := await self._repeated(request, context, WorkflowType.TENANT_PROVISIONING)
+        ) is not None:
+            return repeated
         if await self.store.get_tenant(body.id) is not None:
             raise ServiceError(
                 ErrorKind.CONFLICT, "the tenant id is already taken", fields={"id": "taken"}
@@ -308,9 +325,13 @@ class TenantApi:
     async def add_member(self, request: Request) -> Response:
         context = identity(request)
         tenant_id = request.path_params["tenant_id"]
-        await self._manager(context, tenant_id)
+        caller = await self._manager(context, tenant_id)
         body = await parse_body(request, AddMemberRequest)
-        if "owner" in body.roles and "owner" not in context.roles:
+        if (
+            repeated := await self._repeated(request, context, WorkflowType.TENANT_MEMBERSHIP_SYNC)
+        ) is not None:
+            return repeated
+        if "owner" in body.roles and "owner" not in caller.roles:
             raise ServiceError(ErrorKind.AUTHORIZATION, "only owners can add owners")
         if await self.store.member(tenant_id, body.user_id) is not None:
             raise ServiceError(ErrorKind.CONFLICT, "already a member", fields={"user_id": "member"})
@@ -354,6 +375,10 @@ class TenantApi:
         context = identity(request)
         tenant_id = request.path_params["tenant_id"]
         caller = await self._manager(context, tenant_id)
+        if (
+            repeated := await self._repeated(request, context, WorkflowType.TENANT_MEMBERSHIP_SYNC)
+        ) is not None:
+            return repeated
         user_id = request.path_params["user_id"]
         target = await self.store.member(tenant_id, user_id)
         if target is None:
@@ -425,6 +450,10 @@ class TenantApi:
         tenant_id = request.path_params["tenant_id"]
         await self._owner(context, tenant_id)
         body = await parse_body(request, UpgradeRequest)
+        if (
+            repeated := await self._repeated(request, context, WorkflowType.TENANT_UPGRADE)
+        ) is not None:
+            return repeated
         tenant = await self.store.get_tenant(tenant_id)
         if tenant is None:
             raise NotFound("tenant")
@@ -442,6 +471,10 @@ class TenantApi:
         tenant_id = request.path_params["tenant_id"]
         await self._owner(context, tenant_id)
         body = await parse_body(request, SuspendRequest)
+        if (
+            repeated := await self._repeated(request, context, WorkflowType.TENANT_SUSPENSION)
+        ) is not None:
+            return repeated
         tenant = await self.store.get_tenant(tenant_id)
         if tenant is None:
             raise NotFound("tenant")

@@ -223,12 +223,23 @@ async def test_upgrade_suspend_and_resume_through_the_api(
         await tenant_http.post(f"{base}/upgrade", json={"plan": "enterprise"}, headers=admin_only)
     ).status_code == 404  # bob is no member here
     async with stack.workers():
+        keyed = {**headers, "Idempotency-Key": unique("upgrade")}
         started = await tenant_http.post(
-            f"{base}/upgrade", json={"plan": "professional"}, headers=headers
+            f"{base}/upgrade", json={"plan": "professional"}, headers=keyed
         )
         assert started.status_code == 202
         operation = await _wait_done(stack, owner, started.json()["operation_id"])
         assert operation.status.value == "COMPLETED"
+        # The same request again, with its key: the same operation, though the plan it
+        # checks has changed meanwhile; without the key it is a conflict.
+        repeated = await tenant_http.post(
+            f"{base}/upgrade", json={"plan": "professional"}, headers=keyed
+        )
+        assert (repeated.status_code, repeated.json()) == (202, started.json())
+        unkeyed = await tenant_http.post(
+            f"{base}/upgrade", json={"plan": "professional"}, headers=headers
+        )
+        assert unkeyed.status_code == 409
         invoices = (await tenant_http.get(f"{base}/invoices", headers=headers)).json()["items"]
         assert [(i["plan"], i["status"]) for i in invoices] == [
             ("professional", InvoiceStatus.PAID.value)
