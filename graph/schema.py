@@ -8,14 +8,15 @@ from typing import Any, Literal
 
 import strawberry
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
-    MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
-    QueryDepthLimiter,
     SchemaExtension,
     ValidationCache,
 )
+from strawberry.extensions.max_aliases import create_validator as alias_limit
+from strawberry.extensions.query_depth_limiter import create_validator as depth_limit
 
 from graph.errors import MaskInternalErrors
 
@@ -23,6 +24,17 @@ FEDERATION_VERSION: Literal["2.9"] = "2.9"
 MAX_DEPTH = 10
 MAX_TOKENS = 2000
 MAX_ALIASES = 15
+# Built once. QueryDepthLimiter and MaxAliasesLimiter build a new rule class per request, and
+# the validation cache's key holds the rules: every request was a miss, and validated in full.
+QUERY_LIMIT_RULES = (depth_limit(MAX_DEPTH, None), alias_limit(MAX_ALIASES))
+VALIDATION_CACHE_SIZE = 512
+
+
+class QueryLimits(AddValidationRules):
+    """Depth and alias limits, checked while validating (so cached with the validation)."""
+
+    def __init__(self) -> None:
+        super().__init__(list(QUERY_LIMIT_RULES))
 
 
 def build_schema(
@@ -35,11 +47,10 @@ def build_schema(
     extra_extensions: Sequence[Callable[[], SchemaExtension]] = (),
 ) -> strawberry.federation.Schema:
     extensions: list[Any] = [
-        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+        QueryLimits,
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
         lambda: ParserCache(maxsize=512),
-        lambda: ValidationCache(maxsize=512),
+        lambda: ValidationCache(maxsize=VALIDATION_CACHE_SIZE),
         MaskInternalErrors,
         *extra_extensions,
     ]

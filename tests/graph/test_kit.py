@@ -15,6 +15,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from strawberry.extensions.validation_cache import _get_validate_cache
 from strawberry.types import Info
 from websockets.typing import Subprotocol
 
@@ -26,7 +27,7 @@ from graph.context import BffDependencies, GraphContext
 from graph.errors import ClientError, ErrorCode
 from graph.metrics import BffMetrics, MetricsExtension
 from graph.permissions import IsAuthenticated
-from graph.schema import build_schema
+from graph.schema import VALIDATION_CACHE_SIZE, build_schema
 from tests.support.http import serve_app
 from workflow_client.connect import connect
 from workflow_client.operations import WorkflowOperations
@@ -186,6 +187,22 @@ async def test_query_limits_reject_abusive_queries(bff: tuple[str, BffMetrics]) 
     tokens = "{ " + " ".join("public" for _ in range(2100)) + " }"
     body = await gql(bff[0], tokens)
     assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def test_a_repeated_query_is_validated_once(bff: tuple[str, BffMetrics]) -> None:
+    """The validation cache holds the limits too: a query seen before is neither validated
+    again nor let past them."""
+    cached: Any = _get_validate_cache(VALIDATION_CACHE_SIZE)  # an lru_cache wrapper
+    query = "{ items(count: 2) { id child { id } } }"
+    assert "errors" not in await gql(bff[0], query)
+    before = cached.cache_info()
+    for _ in range(3):
+        assert (await gql(bff[0], query))["data"]["items"][1]["child"]["id"] == "1"
+    after = cached.cache_info()
+    assert (after.hits - before.hits, after.misses - before.misses) == (3, 0)
+    deep = "{ items(count: 1) { " + "child { " * 12 + "id" + " }" * 12 + " } }"
+    for _ in range(2):
+        assert "depth" in (await gql(bff[0], deep))["errors"][0]["message"]
 
 
 async def test_dataloader_batches_n_entities_into_one_call(bff: tuple[str, BffMetrics]) -> None:
