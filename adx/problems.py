@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from http import HTTPStatus
 from typing import Any
 
 from pydantic import ValidationError
-from starlette.requests import HTTPConnection
+from starlette.exceptions import HTTPException
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse
 
 from contracts.errors import ErrorKind
@@ -104,4 +106,21 @@ def validation_problem(
     ]
     return problem_for(
         ErrorKind.VALIDATION, "the request has invalid fields", request=request, errors=fields
+    )
+
+
+async def http_exception_problem(request: Request, error: Exception) -> JSONResponse:
+    """Starlette's HTTPException (unknown route, wrong method...) as a problem, with the
+    headers it carries (``Allow`` on a 405)."""
+    assert isinstance(error, HTTPException)
+    try:
+        title = HTTPStatus(error.status_code).phrase
+    except ValueError:  # a status code outside the standard's
+        title = "Error"
+    return problem(
+        error.status_code,
+        title,
+        str(error.detail),
+        request=request,
+        headers=error.headers,
     )

@@ -19,7 +19,7 @@ from temporalio.client import Client
 
 from adx.jwks import JwksVerifier
 from adx.logging import CorrelationIdMiddleware, configure_logging, get_logger
-from adx.problems import problem, problem_for
+from adx.problems import http_exception_problem, problem, problem_for
 from adx.settings import Settings, get_settings
 from contracts.errors import ErrorKind
 from gateway import workflows
@@ -84,10 +84,6 @@ def create_gateway_app(settings: Settings, *, client: Client | None = None) -> S
     async def openapi_endpoint(_request: Request) -> Response:
         return JSONResponse(merge(openapi, await service_documents.current()))
 
-    async def on_http_error(request: Request, error: Exception) -> Response:
-        assert isinstance(error, HTTPException)
-        return problem(error.status_code, "Error", str(error.detail), request=request)
-
     async def on_unexpected(request: Request, error: Exception) -> Response:
         log.exception("request.failed", path=request.url.path)
         return problem_for(ErrorKind.INTERNAL, "internal error", request=request)
@@ -115,7 +111,7 @@ def create_gateway_app(settings: Settings, *, client: Client | None = None) -> S
                 GatewayGuard, verifier=verifier, limits=RateLimits(settings), metrics=metrics
             ),
         ],
-        exception_handlers={HTTPException: on_http_error, Exception: on_unexpected},
+        exception_handlers={HTTPException: http_exception_problem, Exception: on_unexpected},
         lifespan=lifespan,
     )
     app.state.settings = settings

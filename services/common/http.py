@@ -18,7 +18,7 @@ from starlette.routing import BaseRoute, Route
 from adx.bodies import BodyTooLarge, read_limited
 from adx.identity import InvalidToken, TokenType, TokenVerifier, bearer_token
 from adx.logging import CorrelationIdMiddleware
-from adx.problems import problem, problem_for, validation_problem
+from adx.problems import http_exception_problem, problem, problem_for, validation_problem
 from contracts.context import RequestContext
 from contracts.errors import ErrorKind
 from services.common.errors import ServiceError
@@ -118,10 +118,6 @@ def create_service_app(
     async def on_too_large(request: Request, error: Exception) -> Response:
         return problem(413, "Content too large", str(error), request=request)
 
-    async def on_http_error(request: Request, error: Exception) -> Response:
-        assert isinstance(error, HTTPException)
-        return problem(error.status_code, "Error", str(error.detail), request=request)
-
     async def on_unexpected(request: Request, error: Exception) -> Response:
         log.exception("request.failed", path=request.url.path)
         return problem_for(ErrorKind.INTERNAL, "internal error", request=request)
@@ -143,7 +139,7 @@ def create_service_app(
             ServiceError: on_service_error,
             ValidationError: on_validation_error,
             BodyTooLarge: on_too_large,
-            HTTPException: on_http_error,
+            HTTPException: http_exception_problem,
             Exception: on_unexpected,
         },
     )

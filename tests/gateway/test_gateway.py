@@ -59,6 +59,8 @@ async def test_a_get_with_a_body_is_answered_by_the_service(
     )
     assert wrong_method.status_code == 405
     assert wrong_method.headers["content-type"] == "application/problem+json"
+    assert wrong_method.headers["allow"] == "POST"
+    assert wrong_method.json()["title"] == "Method Not Allowed"
 
 
 async def test_a_path_with_encoded_control_characters_reaches_the_service(
