@@ -27,6 +27,8 @@ ERROR_DESCRIPTIONS = {
     404: "not found (also another tenant's resource)",
     409: "conflicts with the resource's state",
     413: "the body is too large",
+    415: "the body's media type is not taken here",
+    416: "the range is outside the content",
     422: "invalid input, with field errors",
     503: "a dependency is unavailable",
 }

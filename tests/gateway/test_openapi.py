@@ -3,9 +3,6 @@ from the services' documents over real HTTP; a service that is down keeps its la
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
 import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -17,18 +14,7 @@ from gateway.service_docs import ServiceDocuments, merge
 from gateway.upstreams import SERVICES, Upstreams
 from tests.gateway.conftest import Stack
 from tests.support.http import serve_app
-
-
-def _refs(node: Any) -> Iterator[str]:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "$ref" and isinstance(value, str):
-                yield value
-            else:
-                yield from _refs(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _refs(item)
+from tests.support.schemathesis import references
 
 
 async def test_the_document_holds_the_services_routes(stack: Stack) -> None:
@@ -58,7 +44,7 @@ async def test_the_document_holds_the_services_routes(stack: Stack) -> None:
     assert service_paths == {p for p in paths if p.startswith("/api/user/")}
     # Every reference resolves; operation ids are unique across gateway and services.
     schemas = document["components"]["schemas"]
-    for ref in set(_refs(document)):
+    for ref in set(references(document)):
         assert ref.removeprefix("#/components/schemas/") in schemas, ref
     operation_ids = [
         operation["operationId"] for item in paths.values() for operation in item.values()

@@ -1,11 +1,14 @@
-"""Bounded schemathesis runs against a gateway's ``/openapi.json``: no input it generates
-may get a 5xx, and every answer must match the schema documented for its status."""
+"""OpenAPI checks: bounded schemathesis runs against a gateway's ``/openapi.json`` (no input
+it generates may get a 5xx, and every answer must match the schema documented for its
+status), and the references of a document."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 
 async def run_schemathesis(
@@ -62,3 +65,16 @@ def only_unauthorized(output: str) -> set[str]:
         elif listing and operations:
             break
     return operations
+
+
+def references(node: Any) -> Iterator[str]:
+    """Every ``$ref`` in an OpenAPI document (or a part of one)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str):
+                yield value
+            else:
+                yield from references(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from references(item)

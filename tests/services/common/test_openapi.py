@@ -4,7 +4,6 @@ status, the errors every endpoint may give)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,21 +18,10 @@ from services.file.api import FileApi
 from services.tenant.api import TenantApi
 from services.user.api import UserApi
 from services.workflow.api import WorkflowApi
+from tests.support.schemathesis import references
 
 APIS = (AuthApi, FileApi, TenantApi, UserApi, WorkflowApi)
 UNDOCUMENTED = ("/dev/", "/.well-known/")  # development helpers and the JWKS, not proxied
-
-
-def _refs(node: Any) -> Iterator[str]:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "$ref":
-                yield value
-            else:
-                yield from _refs(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _refs(item)
 
 
 @pytest.mark.parametrize("api", APIS, ids=lambda api: api.__name__)
@@ -48,7 +36,7 @@ def test_every_route_is_documented(api: type[Any]) -> None:
     assert bare == []
     document = openapi_document(api.__name__, routes)
     schemas = document["components"]["schemas"]
-    for ref in _refs(document):
+    for ref in references(document):
         assert ref.removeprefix("#/components/schemas/") in schemas
     operations = [op for item in document["paths"].values() for op in item.values()]
     assert len(operations) == sum(isinstance(route, Endpoint) for route in routes)
