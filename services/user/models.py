@@ -9,7 +9,7 @@ import json
 import zoneinfo
 from enum import StrEnum
 from functools import cache
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
@@ -55,16 +55,26 @@ def _known_timezones() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones())
 
 
+def _never_null(schema: dict[str, Any]) -> None:
+    """Documents an optional field that may be left out but not sent as null."""
+    options = schema.pop("anyOf", None)
+    if options is not None:
+        schema.pop("default", None)
+        schema.update(next(option for option in options if option.get("type") != "null"))
+
+
 class ProfileUpdate(BaseModel):
     """``PATCH /api/user/users/{id}``: the fields to change; ``null`` clears avatar_url or
     title. The email is the login identity, changed through the auth service only."""
 
-    model_config = ConfigDict(extra="forbid")
+    # At least one change (changes() refuses none).
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
 
-    display_name: DisplayName | None = None
+    # Absent: unchanged. Only avatar_url and title may be null (cleared).
+    display_name: DisplayName | None = Field(default=None, json_schema_extra=_never_null)
     avatar_url: AvatarUrl | None = None
-    locale: Locale | None = None
-    timezone: Timezone | None = None
+    locale: Locale | None = Field(default=None, json_schema_extra=_never_null)
+    timezone: Timezone | None = Field(default=None, json_schema_extra=_never_null)
     title: Title | None = None
 
     @field_validator("timezone")
