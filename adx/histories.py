@@ -1122,7 +1122,11 @@ async def uploads(h: Harness) -> list[Recorded]:
 
 @scenario(WorkflowType.FILE_SHARING)
 async def sharing(h: Harness) -> list[Recorded]:
+    """A file shared with an active member of the owner's tenant (granted, emailed); a failed
+    email takes the grant back; another tenant's user is not found and gets nothing."""
+    from contracts.errors import ErrorKind
     from contracts.file import FileActivity, FileSharingInput, SharePermission
+    from services.file.components import components as file_components
 
     owner = _file_member(_unique("share"))
     upload_id, file_id = await _upload(h, owner, b"shared notes\n", "shared.txt", "text/plain")
@@ -1134,7 +1138,7 @@ async def sharing(h: Harness) -> list[Recorded]:
     ):
         share = FileSharingInput(
             file_id=file_id,
-            user_id=_unique("reader"),
+            user_id=await _new_member(h, owner.tenant_id),
             permission=SharePermission.READ,
             notify_email="reader@histories.test",
         )
@@ -1145,6 +1149,26 @@ async def sharing(h: Harness) -> list[Recorded]:
             failed = await h.fails(owner, workflow_id)
             _compensated(failed, "grant")
         runs += recorded(WorkflowType.FILE_SHARING, path, workflow_id)
+    outsider = await _new_member(h, _unique("other"))
+    share = FileSharingInput(
+        file_id=file_id,
+        user_id=outsider,
+        permission=SharePermission.READ,
+        notify_email="outsider@histories.test",
+    )
+    workflow_id, _ = await h.start(owner, WorkflowType.FILE_SHARING, share)
+    failed = await h.fails(owner, workflow_id)
+    if failed.kind is not ErrorKind.NOT_FOUND or failed.compensations:
+        raise AssertionError(
+            f"{workflow_id}: expected NOT_FOUND before any grant, got {failed.kind} "
+            f"{failed.compensations} ({failed.message})"
+        )
+    parts = file_components(h.runtimes["file"])
+    if await parts.store.permission_of(file_id, outsider) is not None:
+        raise AssertionError(f"{workflow_id}: the outsider was granted a permission")
+    if await parts.outbox.recent(to="outsider@histories.test"):
+        raise AssertionError(f"{workflow_id}: the outsider was emailed")
+    runs += recorded(WorkflowType.FILE_SHARING, "grantee-not-a-member", workflow_id)
     return runs
 
 

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from temporalio import workflow
 from temporalio.common import RetryPolicy, VersioningBehavior
 from temporalio.exceptions import (
@@ -60,6 +60,12 @@ with workflow.unsafe.imports_passed_through():
     )
     from contracts.names import QueryName, TaskQueue, WorkflowType
     from contracts.progress import EventKind, ProgressReport, ProgressRequest
+    from contracts.user import (
+        GetMembershipInput,
+        MembershipState,
+        MembershipStatus,
+        UserActivity,
+    )
     from services.common.progress import ProgressLog
     from services.common.retry import COMPENSATION_RETRY, DEFAULT_RETRY
     from services.common.saga import Saga, root_cause
@@ -71,6 +77,11 @@ PINNED = VersioningBehavior.PINNED
 AUTO_UPGRADE = VersioningBehavior.AUTO_UPGRADE
 
 T = TypeVar("T")
+
+# file_sharing checks the grantee is an active member of the caller's tenant before granting;
+# histories from before take the old path on replay
+# (tests/histories/file_sharing/*-v1-before-grantee-check.json).
+GRANTEE_CHECK_PATCH = "file-sharing-grantee-check"
 
 QUICK = timedelta(seconds=30)
 # Streaming steps (scan, store, migrate) read whole files: long limits, short heartbeats.
@@ -129,6 +140,36 @@ def caller() -> RequestContext:
             "no caller identity", type=ErrorKind.AUTHENTICATION.value, non_retryable=True
         )
     return context
+
+
+async def check_grantee(user_id: str) -> None:
+    """Fails NOT_FOUND unless ``user_id`` is an active member of the caller's tenant; the
+    user service owns the membership projection (its activity, on its queue). Another
+    tenant's user is not found, like any other unknown id (tenant isolation)."""
+    try:
+        lookup = GetMembershipInput(user_id=user_id, tenant_id=caller().tenant_id)
+    except ValidationError:
+        lookup = None
+    # An id no user can have (too long for a user id, or one the model would change, e.g.
+    # by stripping spaces) names nobody; without this a bad id would fail the workflow task
+    # over and over instead of the operation.
+    if lookup is None or lookup.user_id != user_id:
+        raise _user_not_found()
+    state: MembershipState = await workflow.execute_activity(
+        UserActivity.GET_MEMBERSHIP.value,
+        lookup,
+        task_queue=TaskQueue.USER.value,
+        start_to_close_timeout=QUICK,
+        retry_policy=DEFAULT_RETRY,
+        result_type=MembershipState,
+    )
+    membership = state.membership
+    if membership is None or membership.status is not MembershipStatus.ACTIVE:
+        raise _user_not_found()
+
+
+def _user_not_found() -> ApplicationError:
+    return ApplicationError("user not found", type=ErrorKind.NOT_FOUND.value, non_retryable=True)
 
 
 # Pinned: a saga over scans/copies of up to hours; ends where it began.
@@ -320,7 +361,12 @@ class FileProcessingWorkflow:
 # Auto-upgrade: done in seconds; a new build replays it (tests/replay).
 @workflow.defn(name=WorkflowType.FILE_SHARING.value, versioning_behavior=AUTO_UPGRADE)
 class FileSharingWorkflow:
-    """authorize -> grant the permission -> notify by email; a failure takes the grant back."""
+    """authorize -> check the grantee -> grant the permission -> notify by email; a failure
+    takes the grant back.
+
+    The grantee must be an active member of the caller's tenant (the user service's
+    membership projection): anyone else, another tenant's user included, is "user not
+    found" and gets nothing."""
 
     def __init__(self) -> None:
         self._log = ProgressLog(total=3)
@@ -343,6 +389,11 @@ class FileSharingWorkflow:
                 "authorize",
                 lambda: run_activity(FileActivity.AUTHORIZE_SHARE, input, ShareTarget),
             )
+            # Patched in (CONTRIBUTING.md, "Patching: the procedure"): runs started before it
+            # replay without the step.
+            if workflow.patched(GRANTEE_CHECK_PATCH):
+                self._log.set_total(self._log.progress.total + 1)
+                await saga.step("check_grantee", lambda: check_grantee(input.user_id))
             await saga.step("grant", lambda: self._grant(input), self._revoke)
             if input.notify_email is not None:
                 notified = await saga.step(

@@ -1,6 +1,7 @@
-"""The file subgraph end to end: the file service (server + worker, a real clamd) on the real
-Temporal dev server, the gateway in front of it, the BFF with a Redis cache; uploads as
-GraphQL multipart requests streamed through to the service."""
+"""The file subgraph end to end: the file service (server + worker, a real clamd) and the user
+service (whose membership projection file_sharing checks) on the real Temporal dev server, the
+gateway in front of them, the BFF with a Redis cache; uploads as GraphQL multipart requests
+streamed through to the service."""
 
 from __future__ import annotations
 
@@ -16,10 +17,14 @@ from adx.settings import Settings
 from bffs.file import tasks
 from bffs.file.subgraph import SUBGRAPH
 from contracts.context import RequestContext
+from contracts.errors import ErrorKind
 from contracts.file import FileSharingResult, FileUploadResult
+from contracts.operations import OperationStatus
 from graph.context import BffDependencies
 from services.file.config import FileSettings
 from services.file.service import file_service
+from services.user.service import SERVICE as USER
+from services.user.store import UserStore
 from tests.bffs.tenant_file_stack import (
     gateway_calls,
     running_bff_on,
@@ -31,6 +36,7 @@ from tests.bffs.tenant_file_stack import (
 from tests.support.bff import graphql, issue_token, jwks_endpoint
 from tests.support.clamd import ClamdServer, run_clamd
 from tests.support.servers import RedisServer
+from workflow_client.errors import WorkflowFailed
 
 FILE = """query($id: ID!) { file(id: $id) { id name status contentType sizeBytes sha256 ownerId
   permission owner { id } tenant { id } } }"""
@@ -42,9 +48,17 @@ MB = 1024 * 1024
 
 
 class Stack:
-    def __init__(self, url: str, deps: BffDependencies) -> None:
+    def __init__(self, url: str, deps: BffDependencies, users: UserStore) -> None:
         self.url = url
         self.deps = deps
+        self.users = users
+
+    async def join(self, who: RequestContext) -> None:
+        """Makes ``who`` an active member of their tenant in the user service's projection
+        (file_sharing shares only with those)."""
+        await self.users.seed_member(
+            who.user_id, f"{who.user_id}@example.test", who.user_id, who.tenant_id, ["member"]
+        )
 
     def token(self, who: RequestContext) -> str:
         return issue_token(self.deps.settings, who)
@@ -86,14 +100,16 @@ async def stack(
         max_upload_bytes=16 * MB,
         default_quota_bytes=256 * MB,
     )
+    # The user service too: file_sharing asks it whether the grantee is a member.
+    definitions = {"file": file_service(config), "user": USER}
     async with (
-        running_services({"file": file_service(config)}, service_settings, client) as running,
+        running_services(definitions, service_settings, client) as running,
         jwks_endpoint(settings) as jwks,
         running_gateway(settings, client, {"file": running["file"][1]}, jwks) as gateway,
         running_bff_on(SUBGRAPH, settings, client, gateway, redis_server.url) as (url, deps),
     ):
         try:
-            yield Stack(url, deps)
+            yield Stack(url, deps, UserStore(running["user"][0].db))
         finally:
             await tasks.drain(deps)
 
@@ -175,6 +191,8 @@ async def test_files_are_cached_and_mutations_invalidate_them(stack: Stack) -> N
 async def test_share_file_gives_another_member_access(stack: Stack) -> None:
     tenant_id = new_tenant()
     owner, colleague = member(tenant_id), member(tenant_id)
+    await stack.join(owner)
+    await stack.join(colleague)
     uploaded = await stack.upload(owner, b"shared notes\n", "notes.txt")
     hidden = await stack.query(FILE, colleague, {"id": uploaded.file_id})
     assert code(hidden) == "NOT_FOUND"
@@ -203,6 +221,38 @@ async def test_share_file_gives_another_member_access(stack: Stack) -> None:
         "mutation($id: ID!) { deleteFile(id: $id) }", colleague, {"id": uploaded.file_id}
     )
     assert code(refused) == "FORBIDDEN"
+
+
+async def test_share_file_with_another_tenants_user_fails_not_found(stack: Stack) -> None:
+    """The mutation starts the operation (the BFF does not look the user up); the operation
+    fails NOT_FOUND ("user not found") before granting anything."""
+    owner = member(new_tenant())
+    outsider = member(new_tenant())
+    await stack.join(owner)
+    await stack.join(outsider)
+    uploaded = await stack.upload(owner, b"tenant only\n", "tenant.txt")
+    shared = await stack.query(
+        """mutation($f: ID!, $u: ID!) { shareFile(fileId: $f, userId: $u, permission: READ)
+             { id } }""",
+        owner,
+        {"f": uploaded.file_id, "u": outsider.user_id},
+    )
+    assert "errors" not in shared, shared
+    operation_id = shared["data"]["shareFile"]["id"]
+    with pytest.raises(WorkflowFailed) as failed:
+        await wait_result(stack.deps, owner, operation_id, FileSharingResult)
+    assert failed.value.kind is ErrorKind.NOT_FOUND
+    assert failed.value.message == "user not found"
+    assert failed.value.compensations == []
+    operation = await stack.deps.operations.describe(owner, operation_id)
+    assert operation.status is OperationStatus.FAILED
+    shares = await stack.query(
+        "query($id: ID!) { file(id: $id) { shares { userId permission } } }",
+        owner,
+        {"id": uploaded.file_id},
+    )
+    assert [s["userId"] for s in shares["data"]["file"]["shares"]] == [owner.user_id]
+    assert code(await stack.query(FILE, outsider, {"id": uploaded.file_id})) == "NOT_FOUND"
 
 
 async def test_another_tenants_ids_are_not_found(stack: Stack) -> None:

@@ -38,6 +38,7 @@ from tests.replay.broken import ReorderedComplianceExportWorkflow
 HISTORIES = history_files()
 KEYRING = load_test_keyring()
 PROVISIONING_PATCH = "tenant-provisioning-audit-v2"
+GRANTEE_CHECK_PATCH = "file-sharing-grantee-check"
 
 
 def _id(path: Path) -> str:
@@ -103,6 +104,20 @@ def test_the_patched_provisioning_has_histories_from_before_and_after_the_patch(
     after = load_history(folder / "success.json")
     assert PROVISIONING_PATCH not in patch_markers(before)
     assert PROVISIONING_PATCH in patch_markers(after)
+
+
+@pytest.mark.parametrize("name", ["success", "failure-compensated"])
+def test_the_patched_sharing_has_histories_from_before_and_after_the_grantee_check(
+    name: str,
+) -> None:
+    """file_sharing's grantee check is patched in: each path replays from before the patch
+    (no marker, no check) and after it (the marker and the check_grantee step)."""
+    folder = HISTORIES_DIR / "file_sharing"
+    before = load_history(folder / f"{name}-v1-before-grantee-check.json")
+    after = load_history(folder / f"{name}.json")
+    assert GRANTEE_CHECK_PATCH not in patch_markers(before)
+    assert GRANTEE_CHECK_PATCH in patch_markers(after)
+    assert GRANTEE_CHECK_PATCH in patch_markers(load_history(folder / "grantee-not-a-member.json"))
 
 
 def test_frozen_histories_are_only_histories_of_older_code() -> None:

@@ -6,22 +6,37 @@ from __future__ import annotations
 import asyncio
 import io
 import uuid
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import quote
 
 import httpx
 from PIL import Image
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
 
 from adx.identity import SigningKeys, TokenType
 from adx.settings import Settings
-from contracts.context import RequestContext
+from contracts.context import RequestContext, current_context
+from contracts.errors import ErrorKind
+from contracts.names import TaskQueue
+from contracts.user import (
+    GetMembershipInput,
+    MembershipSnapshot,
+    MembershipState,
+    MembershipStatus,
+    UserActivity,
+)
 from services.file.components import FileComponents, components
 from services.file.config import FileSettings
 from services.file.keys import tenant_segment
 from tests.support.services import RunningService
 from workflow_client.operations import WorkflowOperations
+from workflow_client.worker import create_worker
 
 T = TypeVar("T")
 ADMIN_ROLES = ("owner", "admin", "member")
@@ -80,12 +95,59 @@ def tenant_blobs(config: FileSettings, tenant_id: str) -> list[Path]:
 
 
 @dataclass
+class Members:
+    """Stands in for the user service's membership projection (Temporal's testing pattern:
+    ``user.get_membership`` registered under its real name on the user task queue). Holds
+    the memberships the tests add; like the real activity it answers only for the caller's
+    own tenant."""
+
+    statuses: dict[tuple[str, str], MembershipStatus] = field(default_factory=dict)
+    asked: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(
+        self, context: RequestContext, status: MembershipStatus = MembershipStatus.ACTIVE
+    ) -> None:
+        self.statuses[(context.user_id, context.tenant_id)] = status
+
+    @activity.defn(name=UserActivity.GET_MEMBERSHIP)
+    async def get_membership(self, input: GetMembershipInput) -> MembershipState:
+        context = current_context()
+        if context is None or context.tenant_id != input.tenant_id:
+            raise ApplicationError(
+                "membership not found", type=ErrorKind.TENANT_ISOLATION.value, non_retryable=True
+            )
+        self.asked.append((input.user_id, input.tenant_id))
+        status = self.statuses.get((input.user_id, input.tenant_id))
+        snapshot = None
+        if status is not None:
+            snapshot = MembershipSnapshot(
+                user_id=input.user_id, tenant_id=input.tenant_id, roles=["member"], status=status
+            )
+        return MembershipState(
+            user_id=input.user_id, tenant_id=input.tenant_id, membership=snapshot
+        )
+
+
+@asynccontextmanager
+async def membership_stand_in(client: Client) -> AsyncIterator[Members]:
+    """A worker on the user task queue answering ``user.get_membership`` from ``Members``."""
+    members = Members()
+    async with create_worker(
+        client, task_queue=TaskQueue.USER.value, activities=[members.get_membership]
+    ):
+        yield members
+
+
+@dataclass
 class FileHarness:
     """The file service running in both modes, with the settings it runs on."""
 
     running: RunningService
     settings: Settings
     config: FileSettings
+    # Who file_sharing's check_grantee step finds (served only where the harness runs
+    # membership_stand_in with it).
+    members: Members = field(default_factory=Members)
 
     @property
     def parts(self) -> FileComponents:

@@ -28,6 +28,7 @@ from contracts.file import (
 from contracts.names import WorkflowType
 from contracts.operations import OperationStatus
 from contracts.progress import EventKind
+from contracts.user import MembershipStatus
 from services.common.dev_seed import TENANTS, seed_user_id
 from services.file.config import FileSettings
 from services.file.keys import file_key, thumbnail_key
@@ -36,6 +37,7 @@ from tests.services.file.support import (
     FileHarness,
     admin,
     member,
+    membership_stand_in,
     new_tenant,
     png_bytes,
     tenant_blobs,
@@ -73,8 +75,13 @@ async def harness(
         max_upload_bytes=MAX_UPLOAD,
         default_quota_bytes=64 * 1024 * 1024,
     )
-    async with running_service(file_service(config), service_settings) as running:
-        yield FileHarness(running=running, settings=service_settings, config=config)
+    async with (
+        running_service(file_service(config), service_settings) as running,
+        membership_stand_in(running.runtime.client) as members,
+    ):
+        yield FileHarness(
+            running=running, settings=service_settings, config=config, members=members
+        )
 
 
 @pytest.fixture
@@ -417,6 +424,8 @@ async def test_sharing_grants_access_and_notifies_once(
 ) -> None:
     tenant = new_tenant("share")
     owner, reader = member(tenant, "owner"), member(tenant, "reader")
+    harness.members.add(owner)
+    harness.members.add(reader)
     response = await harness.upload(http, owner, b"quarterly numbers\n", name="q3.txt")
     result = await harness.result(owner, response.json()["operation_id"], FileUploadResult)
     base = f"/api/file/files/{result.file_id}"
@@ -442,6 +451,14 @@ async def test_sharing_grants_access_and_notifies_once(
     assert shared.status_code == 202, shared.text
     outcome = await harness.result(owner, shared.json()["operation_id"], FileSharingResult)
     assert outcome.notified is True
+    snapshot = await harness.ops.progress(owner, shared.json()["operation_id"])
+    assert [e.step for e in snapshot.report.events if e.kind is EventKind.STEP_COMPLETED] == [
+        "authorize",
+        "check_grantee",
+        "grant",
+        "notify",
+    ]
+    assert (snapshot.report.progress.completed, snapshot.report.progress.total) == (4, 4)
     messages = await smtp_server.wait_for(email)
     assert len(messages) == 1
     assert messages[0]["Subject"] == "A file was shared with you: q3.txt"
@@ -476,6 +493,57 @@ async def test_sharing_grants_access_and_notifies_once(
     assert (
         await harness.parts.store.permission_of(result.file_id, owner.user_id) is Permission.OWNER
     )
+
+
+@pytest.mark.parametrize("grantee", ["made-up", "too-long", "other-tenant", "suspended"])
+async def test_sharing_with_anyone_but_an_active_member_is_not_found(
+    harness: FileHarness, http: httpx.AsyncClient, smtp_server: Mailbox, grantee: str
+) -> None:
+    """Tenant isolation: a user who is not an active member of the caller's tenant (no such
+    user, another tenant's user, a suspended or deactivated member) is "user not found"; the
+    operation fails before any grant and nobody is emailed."""
+    tenant = new_tenant("share")
+    owner = member(tenant, "owner")
+    harness.members.add(owner)
+    if grantee == "made-up":
+        target_id = member(tenant, "nobody").user_id
+    elif grantee == "too-long":  # a valid share input, but longer than any user id
+        target_id = "x" * 100
+    elif grantee == "other-tenant":
+        outsider = member(new_tenant("other"), "outsider")
+        harness.members.add(outsider)
+        target_id = outsider.user_id
+    else:
+        suspended = member(tenant, "suspended")
+        harness.members.add(suspended, MembershipStatus.SUSPENDED)
+        target_id = suspended.user_id
+    response = await harness.upload(http, owner, b"private numbers\n", name="p.txt")
+    result = await harness.result(owner, response.json()["operation_id"], FileUploadResult)
+    email = f"{grantee}-{uuid.uuid4().hex[:8]}@example.test"
+    shared = await http.post(
+        f"/api/file/files/{result.file_id}/shares",
+        json={"user_id": target_id, "permission": "write", "notify_email": email},
+        headers=harness.auth(owner),
+    )
+    assert shared.status_code == 202, shared.text
+    operation_id = shared.json()["operation_id"]
+    with pytest.raises(WorkflowFailed) as failed:
+        await harness.result(owner, operation_id, FileSharingResult)
+    assert failed.value.kind is ErrorKind.NOT_FOUND
+    assert failed.value.message == "user not found"
+    assert failed.value.compensations == []  # nothing was granted to take back
+    snapshot = await harness.ops.progress(owner, operation_id)
+    assert snapshot.operation.status is OperationStatus.FAILED
+    steps = [(e.kind, e.step) for e in snapshot.report.events if e.step is not None]
+    assert (EventKind.STEP_FAILED, "check_grantee") in steps
+    assert not any(step in ("grant", "notify") for _kind, step in steps)
+    if grantee != "too-long":  # that one is refused without asking
+        assert (target_id, tenant) in harness.members.asked
+    assert await harness.parts.store.permission_of(result.file_id, target_id) is None
+    shares = await http.get(f"/api/file/files/{result.file_id}/shares", headers=harness.auth(owner))
+    assert [s["user_id"] for s in shares.json()] == [owner.user_id]
+    assert await harness.parts.outbox.recent(to=email) == []
+    assert smtp_server.to(email) == []
 
 
 async def test_rename_and_delete(harness: FileHarness, http: httpx.AsyncClient) -> None:
