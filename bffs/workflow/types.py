@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any, cast
 
@@ -99,10 +100,8 @@ class Operation:
 
     @classmethod
     async def resolve_reference(cls, info: Info[GraphContext, Any], id: strawberry.ID) -> Operation:
-        found = await operation_loader(info).load(str(id))
-        if isinstance(found, Exception):
-            raise found
-        return cls.of(found)
+        # An error the loader has for the id (NOT_FOUND for another tenant's) is raised.
+        return cls.of(await operation_loader(info).load(str(id)))
 
 
 def to_json(value: object) -> JSON:
@@ -113,12 +112,11 @@ def to_json(value: object) -> JSON:
 
 
 def operation_loader(info: Info[GraphContext, Any]) -> Any:
-    """Operations by id, one batch per request (entity references and lists)."""
+    """Operations by id, one batch per request (entity references and lists). An id's
+    error comes back in the batch: the loader raises it for that id alone."""
     context = info.context
 
     async def batch(ids: list[str]) -> list[OperationModel | Exception]:
-        import asyncio
-
         identity = await context.require_identity()
 
         async def one(operation_id: str) -> OperationModel | Exception:
