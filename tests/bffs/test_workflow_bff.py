@@ -71,6 +71,8 @@ async def test_another_tenant_sees_no_operation(
     token = issue_token(settings, mallory)
     body = await graphql(url, OPERATION, {"id": op.id}, token)
     assert body["data"]["operation"] is None
+    assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    assert body["errors"][0]["path"] == ["operation"]
     history = await graphql(
         url,
         "query($id: ID!) { operationHistory(id: $id) { steps { name } } }",
