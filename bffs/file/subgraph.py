@@ -18,7 +18,6 @@ from starlette.datastructures import UploadFile
 from strawberry.file_uploads import Upload
 from strawberry.types import Info
 
-from bffs.file import tasks
 from bffs.file.types import (
     File,
     OperationAcceptedData,
@@ -33,6 +32,7 @@ from bffs.file.types import (
     plausible_file_id,
 )
 from gateway_client import GatewayError, build_path, error_from_response
+from graph import tasks
 from graph.context import GraphContext
 from graph.errors import ClientError, ErrorCode, bad_input, not_found
 from graph.permissions import IsAuthenticated

@@ -13,7 +13,6 @@ import strawberry
 from pydantic import BaseModel, ValidationError
 from strawberry.types import Info
 
-from bffs.tenant import tasks
 from bffs.tenant.overview import TenantOverview
 from bffs.tenant.types import (
     MAX_ID,
@@ -34,6 +33,7 @@ from bffs.tenant.types import (
 from contracts.context import RequestContext
 from contracts.tenant import TenantMembershipSyncResult, TenantSwitchingResult
 from gateway_client import GatewayError, build_path, tenant_tag
+from graph import tasks
 from graph.context import GraphContext
 from graph.errors import ClientError, ErrorCode, bad_input, not_found
 from graph.permissions import IsAuthenticated

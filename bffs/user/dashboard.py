@@ -20,7 +20,7 @@ from typing import Any, Generic, TypeVar, cast
 import strawberry
 from pydantic import BaseModel, ValidationError
 
-from bffs.user.tasks import spawn, terminate_read
+from bffs.user.tasks import terminate_read
 from bffs.user.types import TenantRef, User, dashboard_tag, user_tag
 from contracts.context import RequestContext
 from contracts.file import FileSummary, RecentFiles, RecentFilesInput
@@ -36,6 +36,7 @@ from contracts.user import (
 from gateway_client import CacheKey, CacheScope, tag
 from graph.context import BffDependencies
 from graph.errors import ClientError, ErrorCode, from_workflow_error
+from graph.tasks import spawn
 from workflow_client.errors import WorkflowClientError, WorkflowFailed
 
 M = TypeVar("M", bound=BaseModel)

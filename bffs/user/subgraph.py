@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from strawberry.types import Info
 
 from bffs.user.dashboard import Dashboard, DashboardParts, config_of
-from bffs.user.tasks import invalidate_while_running, spawn
+from bffs.user.tasks import invalidate_while_running
 from bffs.user.types import (
     OnboardUserInput,
     Preferences,
@@ -42,6 +42,7 @@ from graph.context import GraphContext
 from graph.errors import from_workflow_error, not_found
 from graph.permissions import IsAuthenticated, IsTenantAdmin
 from graph.runtime import Subgraph
+from graph.tasks import spawn
 from graph.types import Connection, Edge, OperationRef, PageInfo, page_size
 from workflow_client.errors import WorkflowClientError
 

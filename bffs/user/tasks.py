@@ -1,15 +1,13 @@
-"""Work a resolver leaves running after it answered: terminating a dashboard part that missed
-its budget, invalidating cache tags while a started workflow makes its changes.
-
-The tasks are held (an unreferenced task may be garbage-collected mid-flight) and bounded in
-time; ``drain`` cancels whatever is left (shutdown, tests)."""
+"""The user BFF's own background work (run with ``graph.tasks.spawn``): terminating a
+dashboard part that missed its budget, invalidating cache tags while a started workflow makes
+its changes."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Collection, Coroutine
-from typing import Any, cast
+from collections.abc import AsyncGenerator, Collection
+from typing import cast
 
 import structlog
 
@@ -21,34 +19,8 @@ from workflow_client.errors import WorkflowClientError
 
 log = structlog.stdlib.get_logger(__name__)
 
-_TASKS = "user.background_tasks"
-
 # The steps after which what a workflow changed should be read afresh.
 _CHANGE_EVENTS = frozenset({EventKind.STEP_COMPLETED, EventKind.COMPENSATION_COMPLETED})
-
-
-def _tasks(deps: BffDependencies) -> set[asyncio.Task[None]]:
-    tasks: set[asyncio.Task[None]] = deps.extras.setdefault(_TASKS, set())
-    return tasks
-
-
-def spawn(deps: BffDependencies, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-    task = asyncio.create_task(work)
-    tasks = _tasks(deps)
-    tasks.add(task)
-    task.add_done_callback(tasks.discard)
-    return task
-
-
-def pending(deps: BffDependencies) -> int:
-    return len(_tasks(deps))
-
-
-async def drain(deps: BffDependencies) -> None:
-    tasks = list(_tasks(deps))
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def terminate_read(deps: BffDependencies, operation_id: str, reason: str) -> None:

@@ -24,12 +24,12 @@ from temporalio.client import Client
 
 from adx.settings import Settings
 from bffs.user.dashboard import CONFIG_KEY, DashboardConfig
-from bffs.user.tasks import drain
 from contracts.context import RequestContext
 from contracts.names import SearchAttribute, WorkflowType
 from gateway.app import create_gateway_app
 from graph.context import BffDependencies
 from graph.runtime import Subgraph
+from graph.tasks import drain
 from services.auth.activities import components, now_utc
 from services.auth.security import hash_password
 from services.auth.service import SERVICE as AUTH_SERVICE

@@ -14,12 +14,12 @@ import pytest
 from temporalio.client import Client
 
 from adx.settings import Settings
-from bffs.file import tasks
 from bffs.file.subgraph import SUBGRAPH
 from contracts.context import RequestContext
 from contracts.errors import ErrorKind
 from contracts.file import FileSharingResult, FileUploadResult
 from contracts.operations import OperationStatus
+from graph import tasks
 from graph.context import BffDependencies
 from services.file.config import FileSettings
 from services.file.service import file_service

@@ -13,9 +13,10 @@ import pytest
 from temporalio.client import Client
 
 from adx.settings import Settings
-from bffs.tenant import overview, tasks
+from bffs.tenant import overview
 from bffs.tenant.subgraph import SUBGRAPH
 from contracts.context import RequestContext
+from graph import tasks
 from graph.context import BffDependencies
 from services.auth.activities import components
 from services.auth.service import SERVICE as AUTH

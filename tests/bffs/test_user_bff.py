@@ -13,10 +13,10 @@ from temporalio.client import Client
 
 from adx.settings import Settings
 from bffs.user.subgraph import SUBGRAPH
-from bffs.user.tasks import pending
 from contracts.context import RequestContext
 from contracts.operations import OperationStatus
 from graph.context import BffDependencies
+from graph.tasks import pending
 from tests.bffs.stack import (
     ALICE,
     ALICE_IN_GLOBEX,

@@ -18,7 +18,7 @@ from workflow_client.errors import WorkflowClientError
 
 log = structlog.stdlib.get_logger(__name__)
 
-_TASKS = "tenant.background_tasks"
+_TASKS = "background_tasks"
 # How long a finished operation is waited for before its tags are left to their TTL.
 WATCH_SECONDS = 300.0
 
@@ -34,6 +34,10 @@ def spawn(deps: BffDependencies, work: Coroutine[Any, Any, None]) -> asyncio.Tas
     tasks.add(task)
     task.add_done_callback(tasks.discard)
     return task
+
+
+def pending(deps: BffDependencies) -> int:
+    return len(_tasks(deps))
 
 
 async def drain(deps: BffDependencies) -> None:
