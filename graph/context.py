@@ -4,7 +4,8 @@ dependencies, and per-request DataLoaders."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +19,7 @@ from adx.jwks import JwksVerifier
 from adx.settings import Settings
 from contracts.context import RequestContext
 from gateway_client import GatewayClient
-from graph.errors import unauthenticated
+from graph.errors import ClientError, unauthenticated
 from graph.metrics import BffMetrics
 from subscriptions.hub import ProgressHub
 from workflow_client.operations import WorkflowOperations
@@ -111,3 +112,20 @@ class GraphContext:
         if name not in self._loaders:
             self._loaders[name] = DataLoader(batch_load, cache=not self.is_websocket)
         return self._loaders[name]
+
+    def loader_of_each(
+        self, name: str, fetch: Callable[[Any], Awaitable[Any]]
+    ) -> DataLoader[Any, Any]:
+        """A loader whose batch fetches its keys in parallel, each on its own (each through
+        the gateway client's cache): a key's ClientError is raised for that key alone."""
+
+        async def batch(keys: list[Any]) -> list[Any]:
+            async def one(key: Any) -> Any:
+                try:
+                    return await fetch(key)
+                except ClientError as error:
+                    return error  # the loader raises it for this key
+
+            return list(await asyncio.gather(*(one(key) for key in keys)))
+
+        return self.loader(name, batch)

@@ -149,26 +149,12 @@ async def fetch_file(context: GraphContext, file_id: str) -> FileInfoData | None
 
 
 def file_loader(context: GraphContext) -> DataLoader[str, FileInfoData | None]:
-    """Files by id, one batch per request (entity references, ``file(id)``): the ids of a
-    batch are fetched in parallel, each through the cache."""
-
-    async def batch(ids: list[str]) -> list[FileInfoData | Exception | None]:
-        async def one(file_id: str) -> FileInfoData | Exception | None:
-            try:
-                return await fetch_file(context, file_id)
-            except ClientError as error:
-                return error
-
-        return list(await asyncio.gather(*(one(i) for i in ids)))
-
-    loader: DataLoader[str, FileInfoData | None] = context.loader("file.files", batch)
-    return loader
+    """Files by id, one batch per request (entity references, ``file(id)``)."""
+    return context.loader_of_each("file.files", lambda file_id: fetch_file(context, file_id))
 
 
 async def load_file(context: GraphContext, file_id: str) -> FileInfoData:
-    found = await file_loader(context).load(file_id)
-    if isinstance(found, Exception):
-        raise found
+    found = await file_loader(context).load(file_id)  # raises the id's error
     if found is None:
         raise not_found("file")
     return found

@@ -139,26 +139,14 @@ async def fetch_tenant(context: GraphContext, tenant_id: str) -> MyTenantData | 
 
 
 def tenant_loader(context: GraphContext) -> DataLoader[str, MyTenantData | None]:
-    """Tenants by id, one batch per request (entity references, ``tenant(id)``, lists): the
-    ids of a batch are fetched in parallel, each through the cache."""
-
-    async def batch(ids: list[str]) -> list[MyTenantData | Exception | None]:
-        async def one(tenant_id: str) -> MyTenantData | Exception | None:
-            try:
-                return await fetch_tenant(context, tenant_id)
-            except ClientError as error:
-                return error
-
-        return list(await asyncio.gather(*(one(i) for i in ids)))
-
-    loader: DataLoader[str, MyTenantData | None] = context.loader("tenant.tenants", batch)
-    return loader
+    """Tenants by id, one batch per request (entity references, ``tenant(id)``, lists)."""
+    return context.loader_of_each(
+        "tenant.tenants", lambda tenant_id: fetch_tenant(context, tenant_id)
+    )
 
 
 async def load_tenant(context: GraphContext, tenant_id: str) -> MyTenantData:
-    found = await tenant_loader(context).load(tenant_id)
-    if isinstance(found, Exception):
-        raise found
+    found = await tenant_loader(context).load(tenant_id)  # raises the id's error
     if found is None:
         raise not_found("tenant")
     return found

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 from typing import Any, cast
 
 import strawberry
+from aiodataloader import DataLoader
 from pydantic import BaseModel
 from strawberry.federation.schema_directives import Key
 from strawberry.federation.types import FieldSet
@@ -111,23 +111,18 @@ def to_json(value: object) -> JSON:
     return cast(JSON, value)
 
 
-def operation_loader(info: Info[GraphContext, Any]) -> Any:
-    """Operations by id, one batch per request (entity references and lists). An id's
-    error comes back in the batch: the loader raises it for that id alone."""
+def operation_loader(info: Info[GraphContext, Any]) -> DataLoader[str, OperationModel]:
+    """Operations by id, one batch per request (entity references and lists)."""
     context = info.context
 
-    async def batch(ids: list[str]) -> list[OperationModel | Exception]:
+    async def describe(operation_id: str) -> OperationModel:
         identity = await context.require_identity()
+        try:
+            return await context.deps.operations.describe(identity, operation_id)
+        except WorkflowClientError as error:
+            raise from_workflow_error(error) from error
 
-        async def one(operation_id: str) -> OperationModel | Exception:
-            try:
-                return await context.deps.operations.describe(identity, operation_id)
-            except WorkflowClientError as error:
-                return from_workflow_error(error)
-
-        return list(await asyncio.gather(*(one(i) for i in ids)))
-
-    return context.loader("operations", batch)
+    return context.loader_of_each("operations", describe)
 
 
 @strawberry.type
