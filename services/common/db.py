@@ -14,9 +14,9 @@ from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Table, event, text
+from sqlalchemy import Executable, Table, event, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, CursorResult
+from sqlalchemy.engine import Connection, CursorResult, RowMapping
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -79,6 +79,16 @@ class Database:
         """A session whose work commits at the end of the block, or rolls back on error."""
         async with self.sessions() as session, session.begin():
             yield session
+
+    async def first(self, statement: Executable) -> RowMapping | None:
+        """The first row a read on its own gives (in a transaction of its own)."""
+        async with self.transaction() as session:
+            return (await session.execute(statement)).mappings().first()
+
+    async def all_rows(self, statement: Executable) -> Sequence[RowMapping]:
+        """Every row a read on its own gives (in a transaction of its own)."""
+        async with self.transaction() as session:
+            return (await session.execute(statement)).mappings().all()
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:

@@ -474,34 +474,20 @@ class TenantStore:
         return rowcount(result) == 1
 
     async def member(self, tenant_id: str, user_id: str) -> TenantMember | None:
-        async with self.db.transaction() as session:
-            row = (
-                (
-                    await session.execute(
-                        select(memberships).where(
-                            memberships.c.tenant_id == tenant_id,
-                            memberships.c.user_id == user_id,
-                        )
-                    )
-                )
-                .mappings()
-                .first()
+        row = await self.db.first(
+            select(memberships).where(
+                memberships.c.tenant_id == tenant_id,
+                memberships.c.user_id == user_id,
             )
+        )
         return None if row is None else _member(row)
 
     async def members(self, tenant_id: str) -> list[TenantMember]:
-        async with self.db.transaction() as session:
-            rows = (
-                (
-                    await session.execute(
-                        select(memberships)
-                        .where(memberships.c.tenant_id == tenant_id)
-                        .order_by(memberships.c.created_at, memberships.c.user_id)
-                    )
-                )
-                .mappings()
-                .all()
-            )
+        rows = await self.db.all_rows(
+            select(memberships)
+            .where(memberships.c.tenant_id == tenant_id)
+            .order_by(memberships.c.created_at, memberships.c.user_id)
+        )
         return [_member(row) for row in rows]
 
     async def member_count(self, tenant_id: str) -> int:
@@ -608,19 +594,12 @@ class TenantStore:
 
     async def member_snapshot(self, tenant_id: str, user_id: str) -> MemberSnapshot | None:
         """The membership row as stored (what restore_membership puts back)."""
-        async with self.db.transaction() as session:
-            row = (
-                (
-                    await session.execute(
-                        select(memberships).where(
-                            memberships.c.tenant_id == tenant_id,
-                            memberships.c.user_id == user_id,
-                        )
-                    )
-                )
-                .mappings()
-                .first()
+        row = await self.db.first(
+            select(memberships).where(
+                memberships.c.tenant_id == tenant_id,
+                memberships.c.user_id == user_id,
             )
+        )
         if row is None:
             return None
         return MemberSnapshot(
@@ -724,21 +703,14 @@ class TenantStore:
 
     async def tenants_of(self, user_id: str) -> list[tuple[Tenant, TenantMember]]:
         """The tenants where the user has an active membership (keyed by user: their own)."""
-        async with self.db.transaction() as session:
-            rows = (
-                (
-                    await session.execute(
-                        select(memberships)
-                        .where(
-                            memberships.c.user_id == user_id,
-                            memberships.c.status == MemberStatus.ACTIVE.value,
-                        )
-                        .order_by(memberships.c.tenant_id)
-                    )
-                )
-                .mappings()
-                .all()
+        rows = await self.db.all_rows(
+            select(memberships)
+            .where(
+                memberships.c.user_id == user_id,
+                memberships.c.status == MemberStatus.ACTIVE.value,
             )
+            .order_by(memberships.c.tenant_id)
+        )
         found: list[tuple[Tenant, TenantMember]] = []
         for row in rows:
             tenant = await self.get_tenant(row["tenant_id"])
@@ -897,33 +869,17 @@ class TenantStore:
         return found
 
     async def invoice(self, tenant_id: str, invoice_id: str) -> Invoice | None:
-        async with self.db.transaction() as session:
-            row = (
-                (
-                    await session.execute(
-                        select(invoices).where(
-                            invoices.c.id == invoice_id, invoices.c.tenant_id == tenant_id
-                        )
-                    )
-                )
-                .mappings()
-                .first()
-            )
+        row = await self.db.first(
+            select(invoices).where(invoices.c.id == invoice_id, invoices.c.tenant_id == tenant_id)
+        )
         return None if row is None else _invoice(row)
 
     async def invoices_of(self, tenant_id: str) -> list[Invoice]:
-        async with self.db.transaction() as session:
-            rows = (
-                (
-                    await session.execute(
-                        select(invoices)
-                        .where(invoices.c.tenant_id == tenant_id)
-                        .order_by(invoices.c.created_at.desc())
-                    )
-                )
-                .mappings()
-                .all()
-            )
+        rows = await self.db.all_rows(
+            select(invoices)
+            .where(invoices.c.tenant_id == tenant_id)
+            .order_by(invoices.c.created_at.desc())
+        )
         return [_invoice(row) for row in rows]
 
     async def set_invoice_status(

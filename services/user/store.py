@@ -400,36 +400,22 @@ class UserStore:
     # Memberships ----------------------------------------------------------------------
 
     async def membership(self, user_id: str, tenant_id: str) -> MembershipRow | None:
-        async with self.db.transaction() as session:
-            row = (
-                (
-                    await session.execute(
-                        select(memberships).where(
-                            memberships.c.user_id == user_id,
-                            memberships.c.tenant_id == tenant_id,
-                        )
-                    )
-                )
-                .mappings()
-                .first()
+        row = await self.db.first(
+            select(memberships).where(
+                memberships.c.user_id == user_id,
+                memberships.c.tenant_id == tenant_id,
             )
+        )
         return None if row is None else _membership(row)
 
     async def membership_snapshot(self, user_id: str, tenant_id: str) -> MembershipSnapshot | None:
         """The row as stored, for reset_membership to put back."""
-        async with self.db.transaction() as session:
-            row = (
-                (
-                    await session.execute(
-                        select(memberships).where(
-                            memberships.c.user_id == user_id,
-                            memberships.c.tenant_id == tenant_id,
-                        )
-                    )
-                )
-                .mappings()
-                .first()
+        row = await self.db.first(
+            select(memberships).where(
+                memberships.c.user_id == user_id,
+                memberships.c.tenant_id == tenant_id,
             )
+        )
         if row is None:
             return None
         return MembershipSnapshot(
@@ -674,18 +660,11 @@ class UserStore:
         return found
 
     async def memberships_of(self, user_id: str) -> list[MembershipRow]:
-        async with self.db.transaction() as session:
-            rows = (
-                (
-                    await session.execute(
-                        select(memberships)
-                        .where(memberships.c.user_id == user_id)
-                        .order_by(memberships.c.tenant_id)
-                    )
-                )
-                .mappings()
-                .all()
-            )
+        rows = await self.db.all_rows(
+            select(memberships)
+            .where(memberships.c.user_id == user_id)
+            .order_by(memberships.c.tenant_id)
+        )
         return [_membership(row) for row in rows]
 
     # Preferences ----------------------------------------------------------------------
@@ -733,22 +712,15 @@ class UserStore:
     async def recent_activity(
         self, tenant_id: str, user_id: str, limit: int
     ) -> list[ActivityEntry]:
-        async with self.db.transaction() as session:
-            rows = (
-                (
-                    await session.execute(
-                        select(activity_log)
-                        .where(
-                            activity_log.c.tenant_id == tenant_id,
-                            activity_log.c.user_id == user_id,
-                        )
-                        .order_by(activity_log.c.at.desc(), activity_log.c.id.desc())
-                        .limit(limit)
-                    )
-                )
-                .mappings()
-                .all()
+        rows = await self.db.all_rows(
+            select(activity_log)
+            .where(
+                activity_log.c.tenant_id == tenant_id,
+                activity_log.c.user_id == user_id,
             )
+            .order_by(activity_log.c.at.desc(), activity_log.c.id.desc())
+            .limit(limit)
+        )
         return [_entry(row) for row in rows]
 
     # Bulk operations ------------------------------------------------------------------

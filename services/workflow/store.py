@@ -144,31 +144,17 @@ class WorkflowStore:
         return found
 
     async def get_audit(self, request_id: str) -> AuditRecord | None:
-        async with self.db.transaction() as session:
-            found = (
-                (
-                    await session.execute(
-                        select(erase_audit).where(erase_audit.c.request_id == request_id)
-                    )
-                )
-                .mappings()
-                .first()
-            )
+        found = await self.db.first(
+            select(erase_audit).where(erase_audit.c.request_id == request_id)
+        )
         return _audit(found) if found else None
 
     async def audits_in(self, tenant_id: str) -> list[AuditRecord]:
-        async with self.db.transaction() as session:
-            rows = (
-                (
-                    await session.execute(
-                        select(erase_audit)
-                        .where(erase_audit.c.tenant_id == tenant_id)
-                        .order_by(erase_audit.c.requested_at.desc())
-                    )
-                )
-                .mappings()
-                .all()
-            )
+        rows = await self.db.all_rows(
+            select(erase_audit)
+            .where(erase_audit.c.tenant_id == tenant_id)
+            .order_by(erase_audit.c.requested_at.desc())
+        )
         return [_audit(row) for row in rows]
 
     async def record_erase_step(self, request_id: str, service: str, rows: dict[str, int]) -> None:
