@@ -17,11 +17,11 @@ from contracts.names import TaskQueue
 from gateway.app import create_gateway_app
 from services.common.dev_seed import seed_user_id
 from services.user.service import SERVICE as USER_SERVICE
-from tests.services.user.conftest import AuthStandIn
 from tests.support.bff import issue_token, jwks_endpoint
 from tests.support.demo import _reset_flows, client, demo_queue, demo_worker
 from tests.support.http import serve_app
 from tests.support.services import running_service
+from tests.support.stand_ins import AuthStandIn
 from workflow_client.worker import create_worker
 
 __all__ = ["_reset_flows", "client", "demo_queue", "demo_worker"]

@@ -28,10 +28,10 @@ from contracts.user import (
 )
 from services.user.service import BULK_ITEM_DELAY_ENV, SERVICE
 from services.user.store import UserStore, activity_log, bulk_items
-from tests.services.user.conftest import AuthStandIn
 from tests.services.user.support import ALICE_IN_ACME, add_member, bearer, wait_for_event
 from tests.support.services import running_service
 from tests.support.smtp import Mailbox
+from tests.support.stand_ins import AuthStandIn
 from workflow_client.worker import create_worker
 
 

@@ -43,7 +43,6 @@ from services.user.activities import UserActivities
 from services.user.service import SERVICE
 from services.user.store import UserStore, activity_log, profiles
 from services.user.workflows import WORKFLOWS
-from tests.services.user.conftest import AuthStandIn
 from tests.services.user.support import (
     ALICE,
     ALICE_IN_ACME,
@@ -55,6 +54,7 @@ from tests.services.user.support import (
 )
 from tests.support.services import RunningService, running_service
 from tests.support.smtp import Mailbox
+from tests.support.stand_ins import AuthStandIn
 from workflow_client.errors import WorkflowFailed
 from workflow_client.operations import WorkflowOperations
 from workflow_client.worker import create_worker
