@@ -16,7 +16,7 @@ from starlette.responses import Response
 from adx.problems import problem_for
 from contracts.errors import ErrorKind
 from gateway.errors import problem_from
-from gateway.workflows import caller_of, unauthenticated
+from gateway.identity import caller_of, unauthenticated
 from subscriptions.events import HubEvent, StreamInterrupted
 from subscriptions.hub import ProgressHub
 from workflow_client.errors import WorkflowClientError

@@ -13,11 +13,11 @@ from starlette.responses import JSONResponse, Response
 
 from adx.bodies import BodyTooLarge, read_limited
 from adx.problems import problem, problem_for, validation_problem
-from contracts.context import RequestContext
 from contracts.errors import ErrorKind
 from contracts.operations import OperationStatus
 from gateway.catalog import CATALOG
 from gateway.errors import problem_from
+from gateway.identity import caller_of, unauthenticated
 from workflow_client.errors import WorkflowClientError, WorkflowFailed
 from workflow_client.models import Operation
 from workflow_client.operations import WorkflowOperations
@@ -34,20 +34,6 @@ class ListQuery(BaseModel):
     status: OperationStatus | None = None
     page_size: int = Field(default=20, ge=1, le=100)
     page_token: str | None = Field(default=None, max_length=4096)
-
-
-def caller_of(request: Request) -> RequestContext | None:
-    identity: RequestContext | None = getattr(request.state, "identity", None)
-    return identity
-
-
-def unauthenticated(request: Request) -> JSONResponse:
-    return problem_for(
-        ErrorKind.AUTHENTICATION,
-        "a bearer access token is required",
-        request=request,
-        headers={"WWW-Authenticate": "Bearer"},
-    )
 
 
 def _ops(request: Request) -> WorkflowOperations:
