@@ -145,10 +145,17 @@ def from_workflow_error(error: WorkflowClientError) -> ClientError:
     return ClientError(ErrorCode.INTERNAL, "internal error")
 
 
+def camel(name: str) -> str:
+    """A service's field name (snake_case) as the schema spells it (camelCase)."""
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
 def from_gateway_error(error: GatewayError) -> ClientError:
-    """The gateway's problem+json answers as GraphQL errors."""
+    """The gateway's problem+json answers as GraphQL errors (field names as the schema
+    spells them)."""
     if isinstance(error, GatewayBadRequest):
-        fields = [{"field": f.field, "message": f.message} for f in error.errors]
+        fields = [{"field": camel(f.field), "message": f.message} for f in error.errors]
         return bad_input(error.detail or "invalid input", fields)
     if isinstance(error, GatewayUnauthorized):
         return unauthenticated()

@@ -37,34 +37,23 @@ from bffs.auth.types import (
 from contracts.names import WorkflowType
 from gateway_client import GatewayError, GatewayUnauthorized
 from graph.context import GraphContext
-from graph.errors import ClientError, ErrorCode, from_gateway_error
+from graph.errors import ClientError, ErrorCode, camel, from_gateway_error
 from graph.permissions import IsAuthenticated
 from graph.runtime import Subgraph
 
 M = TypeVar("M", bound=BaseModel)
 
 
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
-
-
 def _client_error(error: GatewayError) -> ClientError:
     """The auth service's answers as GraphQL errors. Its 401 texts are meant for the user
     ("invalid email or password", "a one-time code is required"), so they are kept; field
     names are given as the schema spells them."""
-    if isinstance(error, GatewayUnauthorized):
-        mapped = ClientError(ErrorCode.UNAUTHENTICATED, error.detail or "authentication required")
-        if error.errors:
-            mapped.extensions["fields"] = [
-                {"field": item.field, "message": item.message} for item in error.errors
-            ]
-    else:
-        mapped = from_gateway_error(error)
-    fields = mapped.extensions.get("fields")
-    if isinstance(fields, list):
+    if not isinstance(error, GatewayUnauthorized):
+        return from_gateway_error(error)
+    mapped = ClientError(ErrorCode.UNAUTHENTICATED, error.detail or "authentication required")
+    if error.errors:
         mapped.extensions["fields"] = [
-            {**item, "field": _camel(str(item.get("field", "")))} for item in fields
+            {"field": camel(item.field), "message": item.message} for item in error.errors
         ]
     return mapped
 

@@ -24,7 +24,6 @@ from bffs.file.types import (
     SharePermission,
     TenantRef,
     UserRef,
-    client_error,
     fetch_files,
     file_tag,
     files_tag,
@@ -34,7 +33,7 @@ from bffs.file.types import (
 from gateway_client import GatewayError, build_path, error_from_response
 from graph import tasks
 from graph.context import GraphContext
-from graph.errors import ClientError, ErrorCode, bad_input, not_found
+from graph.errors import ClientError, ErrorCode, bad_input, from_gateway_error, not_found
 from graph.permissions import IsAuthenticated
 from graph.runtime import Subgraph
 from graph.types import Connection, Edge, OperationRef, PageInfo, page_size
@@ -137,7 +136,7 @@ class Mutation:
         finally:
             await file.close()
         if not response.is_success:
-            raise client_error(error_from_response(response))
+            raise from_gateway_error(error_from_response(response))
         accepted = OperationAcceptedData.model_validate(response.json())
         await deps.gateway.invalidate(invalidates)
         deps.metrics.workflow_started("file_upload")
@@ -177,7 +176,7 @@ class Mutation:
                 invalidates=invalidates,
             )
         except GatewayError as error:
-            raise client_error(error) from error
+            raise from_gateway_error(error) from error
         accepted = OperationAcceptedData.model_validate(answer)
         context.deps.metrics.workflow_started("file_sharing")
         tasks.watch(context.deps, who, accepted.operation_id, invalidates)
@@ -201,7 +200,7 @@ class Mutation:
                 invalidates=[file_tag(who, str(id)), files_tag(who)],
             )
         except GatewayError as error:
-            raise client_error(error) from error
+            raise from_gateway_error(error) from error
         return True
 
 

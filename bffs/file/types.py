@@ -79,22 +79,6 @@ class OperationAcceptedData(BaseModel):
 # Errors -----------------------------------------------------------------------------------------
 
 
-def camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
-
-
-def client_error(error: GatewayError) -> ClientError:
-    """A gateway error as a GraphQL error, with field names as the schema spells them."""
-    mapped = from_gateway_error(error)
-    fields = mapped.extensions.get("fields")
-    if isinstance(fields, list):
-        mapped.extensions["fields"] = [
-            {**item, "field": camel(str(item.get("field", "")))} for item in fields
-        ]
-    return mapped
-
-
 def plausible_file_id(file_id: str) -> bool:
     """An id the file service could have issued (anything else is "not found", no call)."""
     return _FILE_ID.fullmatch(file_id) is not None
@@ -120,7 +104,7 @@ async def fetch_files(context: GraphContext, first: int, after: str | None) -> F
             query_name="file.files",
         )
     except GatewayError as error:
-        raise client_error(error) from error
+        raise from_gateway_error(error) from error
     page = FilePageData.model_validate(data)
     loader = file_loader(context)
     for item in page.items:
@@ -144,7 +128,7 @@ async def fetch_file(context: GraphContext, file_id: str) -> FileInfoData | None
     except GatewayNotFound:
         return None
     except GatewayError as error:
-        raise client_error(error) from error
+        raise from_gateway_error(error) from error
     return FileInfoData.model_validate(data)
 
 
@@ -172,7 +156,7 @@ async def fetch_shares(context: GraphContext, file_id: str) -> list[ShareData]:
             query_name="file.shares",
         )
     except GatewayError as error:
-        raise client_error(error) from error
+        raise from_gateway_error(error) from error
     return [ShareData.model_validate(item) for item in data or []]
 
 

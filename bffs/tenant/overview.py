@@ -21,7 +21,6 @@ from bffs.tenant.types import (
     MyTenantData,
     Quotas,
     Tenant,
-    client_error,
     fetch_tenants,
     members_tag,
     overview_tag,
@@ -33,7 +32,7 @@ from contracts.names import WorkflowType
 from contracts.tenant import GetTenantDataInput, TenantData
 from gateway_client import CacheKey, GatewayError
 from graph.context import GraphContext
-from graph.errors import ClientError, ErrorCode, from_workflow_error
+from graph.errors import ClientError, ErrorCode, from_gateway_error, from_workflow_error
 from workflow_client.errors import WorkflowClientError
 
 M = TypeVar("M", bound=BaseModel)
@@ -138,7 +137,7 @@ async def _permissions(context: GraphContext, who: RequestContext) -> Permission
             json={"permission": "tenant.read"},
         )
     except GatewayError as error:
-        raise client_error(error) from error
+        raise from_gateway_error(error) from error
     roles = [str(role) for role in (answer or {}).get("roles", [])]
     return PermissionsData(roles=roles, permissions=sorted(p.value for p in permissions_for(roles)))
 

@@ -22,7 +22,6 @@ from bffs.tenant.types import (
     TenantPlan,
     TenantRole,
     UserRef,
-    client_error,
     fetch_tenants,
     load_tenant,
     members_tag,
@@ -35,7 +34,7 @@ from contracts.tenant import TenantMembershipSyncResult, TenantSwitchingResult
 from gateway_client import GatewayError, build_path, tenant_tag
 from graph import tasks
 from graph.context import GraphContext
-from graph.errors import ClientError, ErrorCode, bad_input, not_found
+from graph.errors import ClientError, ErrorCode, bad_input, from_gateway_error, not_found
 from graph.permissions import IsAuthenticated
 from graph.runtime import Subgraph
 from graph.types import OperationRef
@@ -114,7 +113,7 @@ async def _operation(
             invalidates=invalidates,
         )
     except GatewayError as error:
-        raise client_error(error) from error
+        raise from_gateway_error(error) from error
     accepted = OperationAcceptedData.model_validate(answer)
     context.deps.metrics.workflow_started(workflow_type)
     tasks.watch(context.deps, who, accepted.operation_id, invalidates)
@@ -204,7 +203,7 @@ class Mutation:
                 request_timeout=SWITCH_REQUEST_TIMEOUT,
             )
         except GatewayError as error:
-            raise client_error(error) from error
+            raise from_gateway_error(error) from error
         context.deps.metrics.workflow_started("tenant_switching")
         if isinstance(answer, dict) and "exchange_code" not in answer:
             accepted = OperationAcceptedData.model_validate(answer)
@@ -226,7 +225,7 @@ class Mutation:
                 correlation_id=context.correlation_id,
             )
         except GatewayError as error:
-            raise client_error(error) from error
+            raise from_gateway_error(error) from error
         tokens = ExchangedTokens.model_validate(exchanged)
         return TenantSwitchResult(
             access_token=tokens.access_token,
@@ -261,7 +260,7 @@ class Mutation:
                 invalidates=_member_tags(who, user_id),
             )
         except GatewayError as error:
-            raise client_error(error) from error
+            raise from_gateway_error(error) from error
         return _member_change(context, who, answer, _member_tags(who, user_id))
 
     @strawberry.mutation(
@@ -293,7 +292,7 @@ class Mutation:
         except ValueError as error:  # an id that cannot be a path segment
             raise not_found("member") from error
         except GatewayError as error:
-            raise client_error(error) from error
+            raise from_gateway_error(error) from error
         return _member_change(context, who, answer, tags)
 
     @strawberry.mutation(

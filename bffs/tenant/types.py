@@ -74,22 +74,6 @@ class OperationAcceptedData(BaseModel):
 # Errors -----------------------------------------------------------------------------------------
 
 
-def camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
-
-
-def client_error(error: GatewayError) -> ClientError:
-    """A gateway error as a GraphQL error, with field names as the schema spells them."""
-    mapped = from_gateway_error(error)
-    fields = mapped.extensions.get("fields")
-    if isinstance(fields, list):
-        mapped.extensions["fields"] = [
-            {**item, "field": camel(str(item.get("field", "")))} for item in fields
-        ]
-    return mapped
-
-
 # Reads through the gateway ------------------------------------------------------------------------
 
 
@@ -106,7 +90,7 @@ async def fetch_tenants(context: GraphContext) -> list[MyTenantData]:
             query_name="tenant.tenants",
         )
     except GatewayError as error:
-        raise client_error(error) from error
+        raise from_gateway_error(error) from error
     items = TenantListData.model_validate(data).items
     # The list answers later lookups of the same tenants in this request.
     loader = tenant_loader(context)
@@ -134,7 +118,7 @@ async def fetch_tenant(context: GraphContext, tenant_id: str) -> MyTenantData | 
     except ValueError:  # an id that cannot be a path segment
         return None
     except GatewayError as error:
-        raise client_error(error) from error
+        raise from_gateway_error(error) from error
     return MyTenantData.model_validate(data)
 
 
@@ -168,7 +152,7 @@ async def fetch_members(context: GraphContext, tenant_id: str) -> list[TenantMem
             cache_scope=CacheScope.TENANT,
         )
     except GatewayError as error:
-        raise client_error(error) from error
+        raise from_gateway_error(error) from error
     return MemberPageData.model_validate(data).items
 
 

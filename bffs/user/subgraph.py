@@ -23,7 +23,6 @@ from bffs.user.types import (
     PreferencesInput,
     TenantRef,
     User,
-    client_error,
     dashboard_tag,
     directory_tag,
     fetch_directory,
@@ -39,7 +38,7 @@ from contracts.names import WorkflowType
 from contracts.workflow import UserOnboardingInput
 from gateway_client import GatewayError, build_path
 from graph.context import GraphContext
-from graph.errors import from_workflow_error, not_found
+from graph.errors import from_gateway_error, from_workflow_error, not_found
 from graph.permissions import IsAuthenticated, IsTenantAdmin
 from graph.runtime import Subgraph
 from graph.tasks import spawn
@@ -126,7 +125,7 @@ class Mutation:
                 invalidates=[preferences_tag(who), dashboard_tag(who)],
             )
         except GatewayError as error:
-            raise client_error(error) from error
+            raise from_gateway_error(error) from error
         return Preferences.of(PreferencesData.model_validate(saved))
 
     @strawberry.mutation(
@@ -170,7 +169,7 @@ class Mutation:
                 invalidates=tags,
             )
         except GatewayError as error:
-            raise client_error(error) from error
+            raise from_gateway_error(error) from error
         operation_id = str(accepted["operation_id"])
         context.deps.metrics.workflow_started(WorkflowType.USER_DEACTIVATION.value)
         _watch(context, who, operation_id, tags)

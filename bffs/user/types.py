@@ -20,7 +20,7 @@ from contracts.context import RequestContext
 from contracts.user import UserProfile
 from gateway_client import CacheScope, GatewayError, GatewayNotFound, build_path, tag
 from graph.context import GraphContext
-from graph.errors import ClientError, bad_input, from_gateway_error, not_found
+from graph.errors import ClientError, bad_input, camel, from_gateway_error, not_found
 
 # How long reads through the gateway are served from the cache (mutations invalidate them
 # sooner through their tags).
@@ -87,22 +87,6 @@ class PreferencesData(BaseModel):
 # Errors ---------------------------------------------------------------------------------------
 
 
-def camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
-
-
-def client_error(error: GatewayError) -> ClientError:
-    """A gateway error as a GraphQL error, with field names as the schema spells them."""
-    mapped = from_gateway_error(error)
-    fields = mapped.extensions.get("fields")
-    if isinstance(fields, list):
-        mapped.extensions["fields"] = [
-            {**item, "field": camel(str(item.get("field", "")))} for item in fields
-        ]
-    return mapped
-
-
 def invalid_input(error: ValidationError, prefix: str = "input") -> ClientError:
     """A pydantic validation error on a mutation's input as BAD_USER_INPUT with fields."""
     fields = [
@@ -161,7 +145,7 @@ async def fetch_users(context: GraphContext, ids: list[str]) -> dict[str, UserPr
             )
             profiles = [p for answer in answers for p in UserBatch.model_validate(answer).items]
     except GatewayError as error:
-        raise client_error(error) from error
+        raise from_gateway_error(error) from error
     return {profile.user_id: profile for profile in profiles}
 
 
@@ -203,7 +187,7 @@ async def fetch_directory(
             cache_scope=CacheScope.TENANT,
         )
     except GatewayError as error:
-        raise client_error(error) from error
+        raise from_gateway_error(error) from error
     return DirectoryPage.model_validate(data)
 
 
@@ -219,7 +203,7 @@ async def fetch_preferences(context: GraphContext, *, cached: bool = True) -> Pr
             query_name="user.preferences",
         )
     except GatewayError as error:
-        raise client_error(error) from error
+        raise from_gateway_error(error) from error
     return PreferencesData.model_validate(data)
 
 
