@@ -19,7 +19,6 @@ from typing import Any
 
 import structlog
 from pydantic import BaseModel
-from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -642,45 +641,26 @@ class AuthApi:
         body = await parse_body(request, PasswordResetRequest)
         user = await self.store.user_by_email(body.email)
         user_id = user.id if user is not None and user.status is UserStatus.ACTIVE else None
-        # Every request gets an operation, its id made here: the same form (no user id in it)
-        # and the same answer at once, known address or not. The workflow starts after the
-        # answer is sent, so the timing does not tell either.
+        # Every request starts an operation, under an id of the same form (no user id in it):
+        # the same answer, after the same work, whether the address has an account or not.
+        # Started before the answer, so a request that was accepted is never lost. The
+        # workflow acts as the account's user (revoking the sessions is the user's own act).
         operation_id = new_operation_id(
             WorkflowType.PASSWORD_RESET.value,
             RequestContext(user_id=ANONYMOUS_USER, tenant_id=ANONYMOUS_TENANT),
             None,
         )
-        task = BackgroundTask(
-            self._start_reset,
-            self._anonymous(request, user_id or ANONYMOUS_USER),
-            operation_id,
-            user_id,
-        )
-        return JSONResponse(
-            OperationStarted(operation_id=operation_id).model_dump(mode="json"),
-            status_code=202,
-            background=task,
-        )
-
-    async def _start_reset(
-        self, context: RequestContext, operation_id: str, user_id: str | None
-    ) -> None:
-        """Starts password_reset under the id already answered with. The workflow acts as the
-        account's user (revoking the sessions is the user's own act); the id does not name
-        it."""
         workflow_input = PasswordResetInput(
             user_id=user_id, expires_in_seconds=self.policy.password_reset_expires_in_seconds
         )
-        try:
+        async with temporal_calls():
             await self.runtime.operations.start(
-                context,
+                self._anonymous(request, user_id or ANONYMOUS_USER),
                 WorkflowType.PASSWORD_RESET.value,
                 workflow_input,
                 operation_id=operation_id,
             )
-        except WorkflowClientError:
-            # The answer is already sent; the user asks again if no email arrives.
-            log.exception("auth.password_reset_not_started", operation_id=operation_id)
+        return json_response(OperationStarted(operation_id=operation_id), status=202)
 
     async def reset_confirm(self, request: Request) -> Response:
         body = await parse_body(request, PasswordResetConfirm)
