@@ -22,6 +22,7 @@ from contracts.context import RequestContext, use_context
 from contracts.errors import ErrorKind
 from contracts.names import SignalName, WorkflowType
 from contracts.user import (
+    ADMIN_ROLES,
     ActivityEntry,
     ActivityKind,
     BulkUserOperationInput,
@@ -207,9 +208,20 @@ class UserApi:
             update={"tenant_id": membership.tenant_id, "roles": list(membership.roles)}
         )
 
-    @staticmethod
-    def _require_admin(context: RequestContext, what: str) -> None:
+    async def _is_admin(self, context: RequestContext) -> bool:
+        """An admin by the token and by the membership as stored now: a demotion counts at
+        once, not when the caller's token is next refreshed."""
         if not is_admin(context):
+            return False
+        caller = await self.store.membership(context.user_id, context.tenant_id)
+        return (
+            caller is not None
+            and caller.status is MembershipStatus.ACTIVE
+            and not ADMIN_ROLES.isdisjoint(caller.roles)
+        )
+
+    async def _require_admin(self, context: RequestContext, what: str) -> None:
+        if not await self._is_admin(context):
             raise ServiceError(ErrorKind.AUTHORIZATION, f"only tenant admins can {what}")
 
     async def _start(
@@ -245,7 +257,7 @@ class UserApi:
         context = identity(request)
         user_id = request.path_params["user_id"]
         await self._member(context, user_id)
-        if user_id != context.user_id and not is_admin(context):
+        if user_id != context.user_id and not await self._is_admin(context):
             raise ServiceError(ErrorKind.AUTHORIZATION, "you may not change this profile")
         changes = (await parse_body(request, ProfileUpdate)).changes()
         with workflow_errors():
@@ -351,7 +363,7 @@ class UserApi:
         context = identity(request)
         user_id = request.path_params["user_id"]
         membership = await self._member(context, user_id, active_only=False)
-        self._require_admin(context, "deactivate users")
+        await self._require_admin(context, "deactivate users")
         if user_id == context.user_id:
             raise ServiceError(ErrorKind.CONFLICT, "you cannot deactivate yourself")
         profile = await self._profile(membership)
@@ -383,7 +395,7 @@ class UserApi:
         context = identity(request)
         user_id = request.path_params["user_id"]
         membership = await self._member(context, user_id, active_only=False)
-        self._require_admin(context, "restore users")
+        await self._require_admin(context, "restore users")
         profile = await self._profile(membership)
         operation_id = await self.store.deactivation_operation(user_id)
         if profile.status is not UserStatus.DEACTIVATED or operation_id is None:
@@ -411,7 +423,7 @@ class UserApi:
 
     async def bulk(self, request: Request) -> Response:
         context = identity(request)
-        self._require_admin(context, "run bulk operations")
+        await self._require_admin(context, "run bulk operations")
         body = await parse_body(request, BulkRequest)
         input = BulkUserOperationInput(
             tenant_id=context.tenant_id,

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from adx.settings import Environment, Settings
+from contracts.context import RequestContext
 from contracts.user import ActivityKind, MembershipStatus
 from services.common.email import EmailOutbox, OutgoingEmail
 from services.user.service import SERVICE
@@ -275,6 +276,31 @@ async def test_operation_endpoints_check_roles_and_input(
     assert membership is not None
     assert membership.status is MembershipStatus.ACTIVE
     assert await service_store.count(profiles, status="deactivated") == 0
+
+
+async def test_a_demoted_admin_is_no_admin_before_its_token_expires(
+    http: httpx.AsyncClient, service_settings: Settings, service_store: UserStore
+) -> None:
+    """The token still says admin; the membership as stored now says member: refused."""
+    eve = await add_member(service_store, "eve")  # a member in acme, as stored
+    dave = await add_member(service_store, "dave")
+    stale = bearer(
+        service_settings, RequestContext(user_id=eve, tenant_id="acme", roles=("admin", "member"))
+    )
+    deactivate = await http.post(f"/api/user/users/{dave}/deactivate", headers=stale, json={})
+    assert deactivate.status_code == 403
+    bulk = {"action": "suspend", "user_ids": [dave]}
+    assert (await http.post("/api/user/bulk", headers=stale, json=bulk)).status_code == 403
+    rename = await http.patch(
+        f"/api/user/users/{dave}", headers=stale, json={"display_name": "Renamed"}
+    )
+    assert rename.status_code == 403
+    profile = await service_store.get_profile(dave)
+    assert profile is not None
+    assert profile.display_name == "Dave"
+    membership = await service_store.membership(dave, "acme")
+    assert membership is not None
+    assert membership.status is MembershipStatus.ACTIVE
 
 
 async def test_dev_outbox_exists_in_dev_only(
