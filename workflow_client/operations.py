@@ -134,16 +134,22 @@ def map_status(status: WorkflowExecutionStatus | None) -> OperationStatus:
     return _STATUS.get(status, OperationStatus.RUNNING) if status else OperationStatus.RUNNING
 
 
+def operation_id_prefix(workflow_type: str, context: RequestContext) -> str:
+    """``{type}-{user}-``: how the ids of the operations of this type ``context``'s user
+    starts begin."""
+    user = _USER_IN_ID.sub("_", context.user_id)[:128] or "anonymous"
+    return f"{workflow_type}-{user}-"
+
+
 def new_operation_id(workflow_type: str, context: RequestContext, request_key: str | None) -> str:
     """``{type}-{user}-{uuid}``; with a request key the uuid is derived from it, so the same
     caller submitting the same key gets the same id (and so the same operation)."""
-    user = _USER_IN_ID.sub("_", context.user_id)[:128] or "anonymous"
     if request_key is None:
         suffix = uuid.uuid4().hex
     else:
         name = f"{context.tenant_id}|{context.user_id}|{workflow_type}|{request_key}"
         suffix = uuid.uuid5(_IDEMPOTENCY_NAMESPACE, name).hex
-    return f"{workflow_type}-{user}-{suffix}"
+    return operation_id_prefix(workflow_type, context) + suffix
 
 
 def check_operation_id(operation_id: str) -> None:

@@ -16,13 +16,12 @@ from strawberry.federation.types import FieldSet
 from strawberry.types import Info
 
 from contracts.auth import NO_TENANT
-from contracts.context import RequestContext
 from contracts.names import WorkflowType
 from gateway_client import GatewayError, GatewayNotFound
 from graph.context import GraphContext
 from graph.errors import from_gateway_error
 from workflow_client.errors import InvalidOperationId
-from workflow_client.operations import check_operation_id, new_operation_id
+from workflow_client.operations import check_operation_id, operation_id_prefix
 
 # Wire models (the auth service's JSON) ----------------------------------------------------------
 
@@ -170,13 +169,6 @@ class Operation:
 MFA_SETUP_LOADER = "auth.pending_mfa_setup"
 
 
-def _own_mfa_setup_prefix(who: RequestContext) -> str:
-    """``mfa_setup-{user}-``: how the caller's mfa_setup operation ids begin (ids are built
-    by ``new_operation_id`` from the starter's user id)."""
-    sample = new_operation_id(WorkflowType.MFA_SETUP.value, who, "prefix")
-    return sample.rsplit("-", 1)[0] + "-"
-
-
 async def pending_mfa_setup(context: GraphContext, operation_id: str) -> MfaSetupData | None:
     """The caller's pending MFA setup if ``operation_id`` is its operation. Asks the auth
     service (``GET /api/auth/mfa/setup``, once per request) only for a well-formed mfa_setup id
@@ -188,7 +180,9 @@ async def pending_mfa_setup(context: GraphContext, operation_id: str) -> MfaSetu
     if not operation_id.startswith(f"{WorkflowType.MFA_SETUP.value}-"):
         return None
     who = await context.identity()
-    if who is None or not operation_id.startswith(_own_mfa_setup_prefix(who)):
+    if who is None or not operation_id.startswith(
+        operation_id_prefix(WorkflowType.MFA_SETUP.value, who)
+    ):
         return None
 
     async def load(operation_ids: list[str]) -> list[MfaSetupData | None]:

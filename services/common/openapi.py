@@ -126,8 +126,9 @@ class _Schemas:
         return schema
 
 
-def _present(schema: JsonSchema) -> JsonSchema:
-    """A query parameter is there or not, never null: ``X | None`` documents as ``X``."""
+def without_null(schema: JsonSchema) -> JsonSchema:
+    """``X | None`` documented as ``X``: for a value that may be left out but is never null
+    (a query parameter; a field a PATCH may omit but not clear)."""
     options = schema.get("anyOf")
     if isinstance(options, list):
         kept = [option for option in options if option.get("type") != "null"]
@@ -194,7 +195,7 @@ def _operation(endpoint: Endpoint, keys: dict[str, Any], schemas: _Schemas) -> d
                     "name": name,
                     "in": "query",
                     "required": name in required,
-                    "schema": _present(schema),
+                    "schema": without_null(schema),
                 }
             )
     for name, schema in doc.headers.items():

@@ -35,6 +35,7 @@ from contracts.user import (
     Title,
     UserId,
 )
+from services.common.openapi import without_null
 
 # Store rows -------------------------------------------------------------------------------
 
@@ -57,10 +58,9 @@ def _known_timezones() -> frozenset[str]:
 
 def _never_null(schema: dict[str, Any]) -> None:
     """Documents an optional field that may be left out but not sent as null."""
-    options = schema.pop("anyOf", None)
-    if options is not None:
-        schema.pop("default", None)
-        schema.update(next(option for option in options if option.get("type") != "null"))
+    documented = without_null(schema)
+    schema.clear()
+    schema.update(documented)
 
 
 class ProfileUpdate(BaseModel):
