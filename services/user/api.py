@@ -57,7 +57,6 @@ from services.user.models import (
     encode_cursor,
 )
 from services.user.store import UserStore, email_outbox
-from workflow_client.operations import new_operation_id
 
 QueryModel = TypeVar("QueryModel", bound=BaseModel)
 
@@ -366,15 +365,16 @@ class UserApi:
         await self._require_admin(context, "deactivate users")
         if user_id == context.user_id:
             raise ServiceError(ErrorKind.CONFLICT, "you cannot deactivate yourself")
+        # A client repeating its request (same Idempotency-Key) gets the same operation, though
+        # the user it deactivated is deactivated now.
+        with workflow_errors():
+            repeated = await self.runtime.operations.keyed(
+                context, WorkflowType.USER_DEACTIVATION.value, idempotency_key(request)
+            )
+        if repeated is not None:
+            return json(OperationAccepted(operation_id=repeated.id), status=202)
         profile = await self._profile(membership)
         if profile.status is UserStatus.DEACTIVATED:
-            # A client repeating its request (same Idempotency-Key) gets the same operation.
-            key = idempotency_key(request)
-            running = await self.store.deactivation_operation(user_id)
-            if key is not None and running == new_operation_id(
-                WorkflowType.USER_DEACTIVATION.value, context, key
-            ):
-                return json(OperationAccepted(operation_id=running), status=202)
             raise ServiceError(ErrorKind.CONFLICT, "the user is already deactivated")
         body = await parse_body(request, DeactivateRequest)
         return await self._start(
