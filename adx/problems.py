@@ -109,6 +109,14 @@ def validation_problem(
     )
 
 
+def problem_response(description: str) -> dict[str, Any]:
+    """An OpenAPI response of a problem document (the ``Problem`` schema in components)."""
+    return {
+        "description": description,
+        "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+
+
 async def http_exception_problem(request: Request, error: Exception) -> JSONResponse:
     """Starlette's HTTPException (unknown route, wrong method...) as a problem, with the
     headers it carries (``Allow`` on a 405)."""

@@ -6,19 +6,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from adx.problems import PROBLEM_SCHEMA
+from adx.problems import PROBLEM_SCHEMA, problem_response
 from contracts.operations import OperationStatus
 from gateway.catalog import CATALOG
 from gateway.workflows import CancelRequest
-
-PROBLEM = {"$ref": "#/components/schemas/Problem"}
-
-
-def _problem_response(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/problem+json": {"schema": PROBLEM}},
-    }
 
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -26,11 +17,11 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 
 ERRORS = {
-    "401": _problem_response("no or invalid bearer token"),
-    "404": _problem_response("not found (also another tenant's resource)"),
-    "422": _problem_response("invalid input, with field errors"),
-    "429": _problem_response("rate limited; see Retry-After"),
-    "503": _problem_response("a dependency is unavailable"),
+    "401": problem_response("no or invalid bearer token"),
+    "404": problem_response("not found (also another tenant's resource)"),
+    "422": problem_response("invalid input, with field errors"),
+    "429": problem_response("rate limited; see Retry-After"),
+    "503": problem_response("a dependency is unavailable"),
 }
 OPERATION_ID_PARAM = {
     "name": "id",
@@ -192,7 +183,7 @@ def build_openapi() -> dict[str, Any]:
                 "operationId": path.strip("/"),
                 "responses": {
                     "200": _json({"type": "object"}, "ok"),
-                    "503": _problem_response("not ready"),
+                    "503": problem_response("not ready"),
                 },
             }
         }

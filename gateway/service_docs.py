@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import structlog
 
+from adx.problems import problem_response
 from gateway.upstreams import UpstreamFailure, Upstreams, UpstreamUnavailable
 
 log = structlog.stdlib.get_logger(__name__)
@@ -105,18 +106,11 @@ def merge(gateway: JsonObject, services: Mapping[str, JsonObject | None]) -> Jso
                 operation["tags"] = [service]
                 responses = operation.setdefault("responses", {})
                 for status, description in _GATEWAY_ERRORS.items():
-                    responses.setdefault(status, _problem(description))
+                    responses.setdefault(status, problem_response(description))
             merged["paths"][path] = item
     if unavailable:
         merged["x-unavailable-services"] = unavailable
     return merged
-
-
-def _problem(description: str) -> JsonObject:
-    return {
-        "description": description,
-        "content": {"application/problem+json": {"schema": {"$ref": f"{SCHEMAS}Problem"}}},
-    }
 
 
 def _renamed(node: Any, service: str) -> Any:

@@ -16,11 +16,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, TypeAdapter
 from starlette.routing import BaseRoute, Route
 
-from adx.problems import PROBLEM_SCHEMA
+from adx.problems import PROBLEM_SCHEMA, problem_response
 
 JsonSchema = dict[str, Any]
 REF_TEMPLATE = "#/components/schemas/{model}"
-PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 ERROR_DESCRIPTIONS = {
     401: "no valid bearer token (or session)",
     403: "the caller may not do this in its tenant",
@@ -138,13 +137,6 @@ def without_null(schema: JsonSchema) -> JsonSchema:
     return schema
 
 
-def _problem(status: int) -> JsonSchema:
-    return {
-        "description": ERROR_DESCRIPTIONS.get(status, "error"),
-        "content": {"application/problem+json": {"schema": PROBLEM_REF}},
-    }
-
-
 def openapi_document(title: str, routes: Sequence[BaseRoute]) -> JsonSchema:
     """The OpenAPI 3.1 document of ``routes``' endpoints (undocumented routes are left out)."""
     endpoints = [route for route in routes if isinstance(route, Endpoint)]
@@ -249,6 +241,6 @@ def _operation(endpoint: Endpoint, keys: dict[str, Any], schemas: _Schemas) -> d
             }
     errors = {*COMMON_ERRORS, *doc.errors, *(() if doc.public else SIGNED_IN_ERRORS)}
     for status in sorted(errors):
-        responses.setdefault(str(status), _problem(status))
+        responses.setdefault(str(status), problem_response(ERROR_DESCRIPTIONS.get(status, "error")))
     operation["responses"] = responses
     return operation
