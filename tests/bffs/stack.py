@@ -40,6 +40,7 @@ from tests.support.bff import issue_token, jwks_endpoint, running_bff
 from tests.support.http import serve_app
 from tests.support.services import RunningService, running_service
 from tests.support.smtp import Mailbox
+from tests.support.temporal import terminate_running
 
 ALICE = RequestContext(
     user_id=seed_user_id("alice@acme.test"), tenant_id="acme", roles=("owner", "admin", "member")
@@ -183,9 +184,9 @@ async def running_subgraph(
 
 async def terminate_started(client: Client) -> None:
     types = ", ".join(f"'{name.value}'" for name in STARTED_TYPES)
-    query = f"{SearchAttribute.OPERATION_TYPE} IN ({types}) AND ExecutionStatus = 'Running'"
-    async for execution in client.list_workflows(query):
-        await client.get_workflow_handle(execution.id).terminate("BFF test stack stopped")
+    await terminate_running(
+        client, f"{SearchAttribute.OPERATION_TYPE} IN ({types})", "BFF test stack stopped"
+    )
 
 
 async def metric(url: str, name: str, **labels: str) -> float:

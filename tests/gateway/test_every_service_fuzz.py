@@ -22,6 +22,7 @@ from tests.bffs.tenant_file_stack import running_gateway
 from tests.support.bff import jwks_endpoint
 from tests.support.schemathesis import only_unauthorized, run_schemathesis
 from tests.support.services import running_service
+from tests.support.temporal import terminate_running
 
 # Every service's own routes. Logout and erasure (of the caller's own data, by default) end
 # the session the run signs in with: they run last, on their own.
@@ -65,9 +66,7 @@ async def _terminate_started_since(client: Client, started_at: float) -> None:
     """What the run started and is still running would be picked up by later modules'
     workers, which have other databases."""
     since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started_at - 1))
-    query = f"ExecutionStatus = 'Running' AND StartTime >= '{since}'"
-    async for execution in client.list_workflows(query):
-        await client.get_workflow_handle(execution.id).terminate("fuzz stack stopped")
+    await terminate_running(client, f"StartTime >= '{since}'", "fuzz stack stopped")
 
 
 async def test_every_service_route_through_the_gateway(

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from adx.settings import Settings
@@ -36,3 +38,15 @@ async def run_temporal(settings: Settings) -> AsyncIterator[WorkflowEnvironment]
     )
     async with env:
         yield env
+
+
+async def terminate_running(client: Client, query: str, reason: str) -> None:
+    """Terminates what ``query`` lists as running (a stack stopping: a later module's worker,
+    with another database, must not pick it up). One that ends between the listing and the
+    termination is left as it ended."""
+    async for execution in client.list_workflows(f"ExecutionStatus = 'Running' AND {query}"):
+        try:
+            await client.get_workflow_handle(execution.id).terminate(reason)
+        except RPCError as error:
+            if error.status is not RPCStatusCode.NOT_FOUND:
+                raise

@@ -12,6 +12,7 @@ from temporalio.client import Client
 
 from contracts.names import SearchAttribute, WorkflowType
 from services.common.dev_seed import USERS
+from tests.support.temporal import terminate_running
 
 ALICE = USERS[0]  # acme owner/admin/member, globex member
 BOB = USERS[1]  # globex owner/admin/member
@@ -58,6 +59,6 @@ async def terminate_running_auth_workflows(client: Client) -> None:
     """Nothing started by one test module may be picked up by the next module's worker (which
     has another database)."""
     types = ", ".join(f"'{name}'" for name in AUTH_WORKFLOWS)
-    query = f"{SearchAttribute.OPERATION_TYPE} IN ({types}) AND ExecutionStatus = 'Running'"
-    async for execution in client.list_workflows(query):
-        await client.get_workflow_handle(execution.id).terminate("test module finished")
+    await terminate_running(
+        client, f"{SearchAttribute.OPERATION_TYPE} IN ({types})", "test module finished"
+    )
