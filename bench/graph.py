@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -53,6 +54,15 @@ READ_INPUTS: dict[str, Callable[[RequestContext], BaseModel]] = {
 }
 
 PROFILE_SELECTION = "userId email displayName locale timezone title tenantId roles status version"
+
+
+@dataclass(frozen=True)
+class RedisGateway:
+    """The second gateway client (caching in Redis) behind ``profileRedis``, set by
+    ``bench.procs`` when a Redis URL is given. A class of its own so that
+    ``deps.components`` holds it apart from ``deps.gateway``."""
+
+    client: GatewayClient
 
 
 @strawberry.type
@@ -143,8 +153,8 @@ class BenchQuery:
 
     @strawberry.field(permission_classes=[IsAuthenticated])
     async def profile_redis(self, info: Info[GraphContext, Any], id: strawberry.ID) -> Profile:
-        gateway: GatewayClient = info.context.deps.extras["gateway_redis"]
-        return await _profile(info, gateway, str(id))
+        redis = info.context.deps.components.get(RedisGateway)
+        return await _profile(info, redis.client, str(id))
 
     @strawberry.field(permission_classes=[IsAuthenticated])
     async def aggregate(

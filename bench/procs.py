@@ -89,9 +89,10 @@ async def serve_bff(settings: Settings, port: int) -> None:
     deps = await open_dependencies(graph.BENCH_SUBGRAPH.name, settings, operations=operations)
     redis_url = _env(REDIS_ENV)
     if redis_url:
-        deps.extras["gateway_redis"] = GatewayClient.from_settings(
+        redis_gateway = GatewayClient.from_settings(
             settings.model_copy(update={"redis_url": redis_url}), registry=CollectorRegistry()
         )
+        deps.components.provide(graph.RedisGateway(redis_gateway))
     config = uvicorn.Config(
         create_app(graph.BENCH_SUBGRAPH, deps),
         host=settings.host,
@@ -102,9 +103,9 @@ async def serve_bff(settings: Settings, port: int) -> None:
     try:
         await uvicorn.Server(config).serve()
     finally:
-        extra = deps.extras.get("gateway_redis")
-        if isinstance(extra, GatewayClient):
-            await extra.aclose()
+        extra = deps.components.find(graph.RedisGateway)
+        if extra is not None:
+            await extra.client.aclose()
         await close_dependencies(deps)
 
 

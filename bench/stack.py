@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,8 +23,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from adx.devstack.ports import distinct_free_ports
 from adx.identity import SigningKeys, TokenType
-from adx.settings import REPO_ROOT, Environment, Settings
+from adx.settings import DEFAULT_PORTS, REPO_ROOT, Environment, Settings
 from contracts.context import RequestContext
 from services.common.dev_seed import seed_user_id
 
@@ -41,13 +41,6 @@ ALICE = RequestContext(
 )
 
 _PR_SET_PDEATHSIG = 1
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _die_with_parent() -> None:
@@ -95,9 +88,11 @@ class Stack:
 
     @classmethod
     def create(cls, workdir: Path) -> Stack:
-        names = ["temporal", "gateway", "user", "tenant", "file", "auth", "workflow"]
-        names += ["bff_workflow", "bff_user", "bff_bench", "plain", "redis"]
-        ports = {name: free_port() for name in names}
+        # Every port of the stack is set, the ones of processes the bench does not run too, so
+        # nothing here reaches a default port where a developer's `make dev` may answer.
+        names = [*DEFAULT_PORTS, "bff_bench", "plain", "redis"]
+        pick = distinct_free_ports()
+        ports = {name: pick() for name in names}
         data_dir = workdir / "data"
         data_dir.mkdir(parents=True, exist_ok=True)
         jwks_url = f"http://127.0.0.1:{ports['plain']}/.well-known/jwks.json"
@@ -120,6 +115,7 @@ class Stack:
         env.update(values)
         env["PYTHONUNBUFFERED"] = "1"
         settings = Settings(
+            _env_file=None,
             environment=Environment.DEV,
             data_dir=data_dir,
             temporal_address=values["ADX_TEMPORAL_ADDRESS"],

@@ -17,6 +17,10 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
+from contracts.activities import ActivityRef
+from contracts.names import TaskQueue
+from contracts.tenant import UserDataErased, UserDataExport, UserDataRequest
+
 # Pre-authentication operations (registration, password reset) act in no tenant: they are
 # started under this pseudo tenant (a valid search-attribute value that is never a tenant slug).
 ANONYMOUS_TENANT = "_anonymous"
@@ -497,3 +501,90 @@ class InvitationSent(BaseModel):
     token_id: str
     expires_at: datetime
     email_sent: bool
+
+
+class AuthActivities:
+    """Typed references to the auth service's activities (name, task queue, input, result):
+    workflows call them through the step kernel, services.common.steps."""
+
+    ACTIVATE_USER = ActivityRef(AuthActivity.ACTIVATE_USER, TaskQueue.AUTH, UserInput, UserChange)
+    CHECK_PASSWORD_RESET = ActivityRef(
+        AuthActivity.CHECK_PASSWORD_RESET, TaskQueue.AUTH, VerifyTokenInput, TokenState
+    )
+    CHECK_PERMISSIONS = ActivityRef(
+        AuthActivity.CHECK_PERMISSIONS, TaskQueue.AUTH, CheckPermissionsInput, PermissionCheck
+    )
+    CREATE_INVITED_USER = ActivityRef(
+        AuthActivity.CREATE_INVITED_USER, TaskQueue.AUTH, CreateInvitedUserInput, InvitedUser
+    )
+    CREATE_SESSION = ActivityRef(
+        AuthActivity.CREATE_SESSION, TaskQueue.AUTH, CreateSessionInput, CreatedSession
+    )
+    DELETE_INVITED_USER = ActivityRef(
+        AuthActivity.DELETE_INVITED_USER, TaskQueue.AUTH, DeleteInvitedUserInput, UserChange
+    )
+    DISCARD_MFA_SECRET = ActivityRef(
+        AuthActivity.DISCARD_MFA_SECRET, TaskQueue.AUTH, MfaSecretInput, UserChange
+    )
+    DISCARD_PENDING_USER = ActivityRef(
+        AuthActivity.DISCARD_PENDING_USER, TaskQueue.AUTH, UserInput, UserChange
+    )
+    ENABLE_MFA = ActivityRef(
+        AuthActivity.ENABLE_MFA, TaskQueue.AUTH, EnableMfaInput, MfaSetupResult
+    )
+    ERASE_USER_DATA = ActivityRef(
+        AuthActivity.ERASE_USER_DATA, TaskQueue.AUTH, UserDataRequest, UserDataErased
+    )
+    EXPIRE_TOKEN = ActivityRef(AuthActivity.EXPIRE_TOKEN, TaskQueue.AUTH, TokenInput, TokenState)
+    EXPORT_USER_DATA = ActivityRef(
+        AuthActivity.EXPORT_USER_DATA, TaskQueue.AUTH, UserDataRequest, UserDataExport
+    )
+    GET_USER = ActivityRef(AuthActivity.GET_USER, TaskQueue.AUTH, GetUserInput, AuthUser)
+    GRANT_TENANT_ACCESS = ActivityRef(
+        AuthActivity.GRANT_TENANT_ACCESS, TaskQueue.AUTH, GrantTenantAccessInput, TenantGrant
+    )
+    INVALIDATE_SESSION = ActivityRef(
+        AuthActivity.INVALIDATE_SESSION, TaskQueue.AUTH, SessionInput, SessionChange
+    )
+    RESTORE_PREVIOUS_SESSION = ActivityRef(
+        AuthActivity.RESTORE_PREVIOUS_SESSION, TaskQueue.AUTH, SessionInput, SessionChange
+    )
+    REVERT_USER_ACTIVATION = ActivityRef(
+        AuthActivity.REVERT_USER_ACTIVATION, TaskQueue.AUTH, UserInput, UserChange
+    )
+    REVOKE_TENANT_ACCESS = ActivityRef(
+        AuthActivity.REVOKE_TENANT_ACCESS,
+        TaskQueue.AUTH,
+        RevokeTenantAccessInput,
+        TenantAccessRevoked,
+    )
+    REVOKE_USER_SESSIONS = ActivityRef(
+        AuthActivity.REVOKE_USER_SESSIONS, TaskQueue.AUTH, RevokeUserSessionsInput, RevokedSessions
+    )
+    ROLLBACK_SESSION_CREATION = ActivityRef(
+        AuthActivity.ROLLBACK_SESSION_CREATION, TaskQueue.AUTH, SessionInput, SessionChange
+    )
+    SEND_INVITATION = ActivityRef(
+        AuthActivity.SEND_INVITATION, TaskQueue.AUTH, SendInvitationInput, InvitationSent
+    )
+    SEND_PASSWORD_RESET_EMAIL = ActivityRef(
+        AuthActivity.SEND_PASSWORD_RESET_EMAIL, TaskQueue.AUTH, SendTokenEmailInput, TokenIssued
+    )
+    SEND_VERIFICATION_EMAIL = ActivityRef(
+        AuthActivity.SEND_VERIFICATION_EMAIL, TaskQueue.AUTH, SendTokenEmailInput, TokenIssued
+    )
+    SET_ACCOUNT_STATUS = ActivityRef(
+        AuthActivity.SET_ACCOUNT_STATUS, TaskQueue.AUTH, SetAccountStatusInput, AccountStatusChange
+    )
+    VALIDATE_CREDENTIALS = ActivityRef(
+        AuthActivity.VALIDATE_CREDENTIALS,
+        TaskQueue.AUTH,
+        ValidateCredentialsInput,
+        CredentialsCheck,
+    )
+    VERIFY_EMAIL_TOKEN = ActivityRef(
+        AuthActivity.VERIFY_EMAIL_TOKEN, TaskQueue.AUTH, VerifyTokenInput, TokenState
+    )
+    VERIFY_MFA_CODE = ActivityRef(
+        AuthActivity.VERIFY_MFA_CODE, TaskQueue.AUTH, VerifyMfaCodeInput, MfaCodeCheck
+    )

@@ -12,6 +12,9 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field, JsonValue
 
+from contracts.activities import ActivityRef
+from contracts.names import TaskQueue
+
 FILE_ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 # Only the characters of ids and key layouts: no "..", no absolute paths (checked again by
@@ -324,3 +327,59 @@ class QuotaUsage(BaseModel):
     @property
     def available_bytes(self) -> int:
         return max(self.limit_bytes - self.used_bytes, 0)
+
+
+class FileActivities:
+    """Typed references to the file service's activities (name, task queue, input, result):
+    workflows call them through the step kernel, services.common.steps."""
+
+    AUTHORIZE_SHARE = ActivityRef(
+        FileActivity.AUTHORIZE_SHARE, TaskQueue.FILE, FileSharingInput, ShareTarget
+    )
+    CREATE_FILE_RECORD = ActivityRef(
+        FileActivity.CREATE_FILE_RECORD, TaskQueue.FILE, CreateFileRecordInput, FileSummary
+    )
+    CREATE_THUMBNAIL = ActivityRef(
+        FileActivity.CREATE_THUMBNAIL, TaskQueue.FILE, FileRef, ThumbnailResult
+    )
+    DELETE_BLOB = ActivityRef(FileActivity.DELETE_BLOB, TaskQueue.FILE, BlobRef, bool)
+    DELETE_FILE_RECORD = ActivityRef(FileActivity.DELETE_FILE_RECORD, TaskQueue.FILE, FileRef, bool)
+    DELETE_THUMBNAIL = ActivityRef(FileActivity.DELETE_THUMBNAIL, TaskQueue.FILE, FileRef, bool)
+    EXTRACT_METADATA = ActivityRef(
+        FileActivity.EXTRACT_METADATA, TaskQueue.FILE, FileRef, ExtractedMetadata
+    )
+    GET_TENANT_USAGE = ActivityRef(
+        FileActivity.GET_TENANT_USAGE, TaskQueue.FILE, TenantRef, QuotaUsage
+    )
+    LIST_MIGRATION_BATCH = ActivityRef(
+        FileActivity.LIST_MIGRATION_BATCH, TaskQueue.FILE, MigrationBatchInput, MigrationBatch
+    )
+    MIGRATE_FILE = ActivityRef(
+        FileActivity.MIGRATE_FILE, TaskQueue.FILE, MigrateFileInput, MigrateFileResult
+    )
+    PLAN_MIGRATION = ActivityRef(
+        FileActivity.PLAN_MIGRATION, TaskQueue.FILE, MigrationPlanInput, MigrationPlan
+    )
+    RECENT_FILES = ActivityRef(
+        FileActivity.RECENT_FILES, TaskQueue.FILE, RecentFilesInput, RecentFiles
+    )
+    RESTORE_PERMISSION = ActivityRef(
+        FileActivity.RESTORE_PERMISSION, TaskQueue.FILE, RestorePermissionInput, type(None)
+    )
+    SCAN_BLOB = ActivityRef(FileActivity.SCAN_BLOB, TaskQueue.FILE, BlobRef, ScanResult)
+    SEND_SHARE_NOTIFICATION = ActivityRef(
+        FileActivity.SEND_SHARE_NOTIFICATION, TaskQueue.FILE, ShareNotificationInput, bool
+    )
+    SET_FILE_STATUS = ActivityRef(
+        FileActivity.SET_FILE_STATUS, TaskQueue.FILE, SetFileStatusInput, FileSummary
+    )
+    SET_PERMISSION = ActivityRef(
+        FileActivity.SET_PERMISSION, TaskQueue.FILE, SetPermissionInput, PermissionChange
+    )
+    SET_TENANT_QUOTA = ActivityRef(
+        FileActivity.SET_TENANT_QUOTA, TaskQueue.FILE, TenantQuotaInput, QuotaUsage
+    )
+    STORE_BLOB = ActivityRef(FileActivity.STORE_BLOB, TaskQueue.FILE, StoreBlobInput, BlobRef)
+    VALIDATE_UPLOAD = ActivityRef(
+        FileActivity.VALIDATE_UPLOAD, TaskQueue.FILE, ValidateUploadInput, ValidatedUpload
+    )

@@ -9,6 +9,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, JsonValue, StringConstraints, model_validator
 
+from contracts.activities import ActivityRef
+from contracts.names import TaskQueue
+
 
 class TenantActivity(StrEnum):
     # Called by the cross-service workflows (workflow service) on TaskQueue.TENANT.
@@ -452,3 +455,75 @@ class TenantMembershipSyncResult(BaseModel):
     member: TenantMember | None = None
     # The roles before the change (None: was not a member).
     previous_roles: list[str] | None = None
+
+
+class TenantActivities:
+    """Typed references to the tenant service's activities (name, task queue, input, result):
+    workflows call them through the step kernel, services.common.steps."""
+
+    ADD_MEMBER = ActivityRef(
+        TenantActivity.ADD_MEMBER, TaskQueue.TENANT, AddMemberInput, MemberAdded
+    )
+    APPLY_PLAN = ActivityRef(TenantTask.APPLY_PLAN, TaskQueue.TENANT, ApplyPlanInput, Tenant)
+    CHANGE_MEMBERSHIP = ActivityRef(
+        TenantTask.CHANGE_MEMBERSHIP, TaskQueue.TENANT, ChangeMembershipInput, MembershipChanged
+    )
+    CHARGE_INVOICE = ActivityRef(TenantTask.CHARGE_INVOICE, TaskQueue.TENANT, InvoiceInput, Invoice)
+    CHECK_SWITCH_ACCESS = ActivityRef(
+        TenantTask.CHECK_SWITCH_ACCESS, TaskQueue.TENANT, SwitchAccessInput, SwitchAccess
+    )
+    CLEAR_QUOTAS = ActivityRef(
+        TenantTask.CLEAR_QUOTAS, TaskQueue.TENANT, TenantOperationInput, Changed
+    )
+    CREATE_DEFAULT_ROLES = ActivityRef(
+        TenantTask.CREATE_DEFAULT_ROLES, TaskQueue.TENANT, TenantOperationInput, list[str]
+    )
+    CREATE_INVOICE = ActivityRef(
+        TenantTask.CREATE_INVOICE, TaskQueue.TENANT, CreateInvoiceInput, Invoice
+    )
+    CREATE_TENANT = ActivityRef(
+        TenantTask.CREATE_TENANT, TaskQueue.TENANT, CreateTenantInput, Tenant
+    )
+    DELETE_INVOICE = ActivityRef(TenantTask.DELETE_INVOICE, TaskQueue.TENANT, InvoiceInput, Changed)
+    DELETE_ROLES = ActivityRef(
+        TenantTask.DELETE_ROLES, TaskQueue.TENANT, TenantOperationInput, Changed
+    )
+    DELETE_TENANT = ActivityRef(
+        TenantTask.DELETE_TENANT, TaskQueue.TENANT, TenantOperationInput, Changed
+    )
+    ERASE_USER_DATA = ActivityRef(
+        TenantActivity.ERASE_USER_DATA, TaskQueue.TENANT, UserDataRequest, UserDataErased
+    )
+    EXPORT_USER_DATA = ActivityRef(
+        TenantActivity.EXPORT_USER_DATA, TaskQueue.TENANT, UserDataRequest, UserDataExport
+    )
+    LIST_MEMBERS = ActivityRef(
+        TenantTask.LIST_MEMBERS, TaskQueue.TENANT, ListMembersInput, MemberList
+    )
+    LOAD_TENANT_DATA = ActivityRef(
+        TenantTask.LOAD_TENANT_DATA, TaskQueue.TENANT, LoadTenantDataInput, TenantData
+    )
+    PREPARE_UPGRADE = ActivityRef(
+        TenantTask.PREPARE_UPGRADE, TaskQueue.TENANT, PrepareUpgradeInput, UpgradePlan
+    )
+    READ_MEMBERSHIP = ActivityRef(
+        TenantTask.READ_MEMBERSHIP, TaskQueue.TENANT, ReadMembershipInput, MemberState
+    )
+    REFUND_INVOICE = ActivityRef(TenantTask.REFUND_INVOICE, TaskQueue.TENANT, InvoiceInput, Changed)
+    REMOVE_MEMBER = ActivityRef(
+        TenantActivity.REMOVE_MEMBER, TaskQueue.TENANT, RemoveMemberInput, Changed
+    )
+    RESTORE_CURRENT_TENANT = ActivityRef(
+        TenantTask.RESTORE_CURRENT_TENANT, TaskQueue.TENANT, SetCurrentTenantInput, Changed
+    )
+    RESTORE_MEMBERSHIP = ActivityRef(
+        TenantTask.RESTORE_MEMBERSHIP, TaskQueue.TENANT, RestoreMembershipInput, Changed
+    )
+    RESTORE_PLAN = ActivityRef(TenantTask.RESTORE_PLAN, TaskQueue.TENANT, RestorePlanInput, Changed)
+    SET_CURRENT_TENANT = ActivityRef(
+        TenantTask.SET_CURRENT_TENANT, TaskQueue.TENANT, SetCurrentTenantInput, CurrentTenantSet
+    )
+    SET_QUOTAS = ActivityRef(TenantTask.SET_QUOTAS, TaskQueue.TENANT, TenantOperationInput, Tenant)
+    SET_TENANT_STATUS = ActivityRef(
+        TenantTask.SET_TENANT_STATUS, TaskQueue.TENANT, SetTenantStatusInput, Changed
+    )

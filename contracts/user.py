@@ -8,11 +8,24 @@ Evolve compatibly: add optional fields, never rename or remove.
 
 from __future__ import annotations
 
+import zoneinfo
 from datetime import datetime
 from enum import StrEnum
+from functools import cache
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+from contracts.activities import ActivityRef
+from contracts.names import TaskQueue
+from contracts.tenant import UserDataErased, UserDataExport, UserDataRequest
 
 
 class UserActivity(StrEnum):
@@ -75,8 +88,24 @@ Locale = Annotated[
         strip_whitespace=True, max_length=35, pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$"
     ),
 ]
-# IANA zone names (Europe/Paris, America/Argentina/Buenos_Aires, UTC); the HTTP layer also
-# checks the zone exists.
+
+
+@cache
+def known_timezones() -> frozenset[str]:
+    """The IANA zones this machine knows (the system's database or the tzdata package)."""
+    return frozenset(zoneinfo.available_timezones()) | {"UTC"}
+
+
+def _known_zone(value: str) -> str:
+    if value not in known_timezones():
+        raise ValueError("unknown time zone")
+    return value
+
+
+# IANA zone names (Europe/Paris, America/Argentina/Buenos_Aires, UTC) that exist: a model
+# holding one is refused at every entry point (HTTP, GraphQL, a workflow's input), never
+# inside a workflow that already runs. This module passes through the workflow sandbox, so
+# the zones are read from the real files.
 Timezone = Annotated[
     str,
     StringConstraints(
@@ -84,6 +113,7 @@ Timezone = Annotated[
         max_length=64,
         pattern=r"^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*$",
     ),
+    AfterValidator(_known_zone),
 ]
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 ClearableField = Literal["avatar_url", "title"]
@@ -527,3 +557,93 @@ class GetUserProfileInput(BaseModel):
 class GetRecentActivityInput(BaseModel):
     user_id: UserId
     limit: int = Field(default=20, ge=1, le=100)
+
+
+class UserActivities:
+    """Typed references to the user service's activities (name, task queue, input, result):
+    workflows call them through the step kernel, services.common.steps."""
+
+    APPLY_BULK_ITEM = ActivityRef(
+        UserActivity.APPLY_BULK_ITEM, TaskQueue.USER, BulkItemInput, BulkItemApplied
+    )
+    CREATE_PROFILE = ActivityRef(
+        UserActivity.CREATE_PROFILE, TaskQueue.USER, CreateProfileInput, UserProfile
+    )
+    DEACTIVATE_PROFILE = ActivityRef(
+        UserActivity.DEACTIVATE_PROFILE,
+        TaskQueue.USER,
+        DeactivateProfileInput,
+        ProfileStatusChanged,
+    )
+    DELETE_PROFILE = ActivityRef(
+        UserActivity.DELETE_PROFILE, TaskQueue.USER, DeleteProfileInput, ProfileDeleted
+    )
+    DISCARD_PREFERENCES = ActivityRef(
+        UserActivity.DISCARD_PREFERENCES,
+        TaskQueue.USER,
+        DiscardPreferencesInput,
+        PreferencesDiscarded,
+    )
+    ERASE_USER_DATA = ActivityRef(
+        UserActivity.ERASE_USER_DATA, TaskQueue.USER, UserDataRequest, UserDataErased
+    )
+    EXPORT_USER_DATA = ActivityRef(
+        UserActivity.EXPORT_USER_DATA, TaskQueue.USER, UserDataRequest, UserDataExport
+    )
+    GET_MEMBERSHIP = ActivityRef(
+        UserActivity.GET_MEMBERSHIP, TaskQueue.USER, GetMembershipInput, MembershipState
+    )
+    GET_PROFILE = ActivityRef(
+        UserActivity.GET_PROFILE, TaskQueue.USER, GetProfileInput, UserProfile
+    )
+    INIT_PREFERENCES = ActivityRef(
+        UserActivity.INIT_PREFERENCES, TaskQueue.USER, InitPreferencesInput, PreferencesInitialized
+    )
+    REACTIVATE_PROFILE = ActivityRef(
+        UserActivity.REACTIVATE_PROFILE,
+        TaskQueue.USER,
+        ReactivateProfileInput,
+        ProfileStatusChanged,
+    )
+    RECENT_ACTIVITY = ActivityRef(
+        UserActivity.RECENT_ACTIVITY, TaskQueue.USER, RecentActivityInput, RecentActivity
+    )
+    RECORD_ACTIVITY = ActivityRef(
+        UserActivity.RECORD_ACTIVITY, TaskQueue.USER, RecordActivityInput, bool
+    )
+    REMOVE_MEMBERSHIP = ActivityRef(
+        UserActivity.REMOVE_MEMBERSHIP, TaskQueue.USER, RemoveMembershipInput, MembershipsChanged
+    )
+    RESET_MEMBERSHIP = ActivityRef(
+        UserActivity.RESET_MEMBERSHIP, TaskQueue.USER, ResetMembershipInput, MembershipsChanged
+    )
+    RESTORE_MEMBERSHIPS = ActivityRef(
+        UserActivity.RESTORE_MEMBERSHIPS,
+        TaskQueue.USER,
+        RestoreMembershipsInput,
+        MembershipsChanged,
+    )
+    RESTORE_PROFILE = ActivityRef(
+        UserActivity.RESTORE_PROFILE, TaskQueue.USER, RestoreProfileInput, UserProfile
+    )
+    SEND_ACCOUNT_NOTICE = ActivityRef(
+        UserActivity.SEND_ACCOUNT_NOTICE, TaskQueue.USER, AccountNoticeInput, NoticeSent
+    )
+    SUSPEND_MEMBERSHIPS = ActivityRef(
+        UserActivity.SUSPEND_MEMBERSHIPS,
+        TaskQueue.USER,
+        SuspendMembershipsInput,
+        MembershipsChanged,
+    )
+    SYNC_PROFILE_PROJECTIONS = ActivityRef(
+        UserActivity.SYNC_PROFILE_PROJECTIONS,
+        TaskQueue.USER,
+        SyncProfileProjectionsInput,
+        ProjectionsSynced,
+    )
+    UPDATE_PROFILE = ActivityRef(
+        UserActivity.UPDATE_PROFILE, TaskQueue.USER, UpdateProfileInput, UserProfile
+    )
+    UPSERT_MEMBERSHIP = ActivityRef(
+        UserActivity.UPSERT_MEMBERSHIP, TaskQueue.USER, UpsertMembershipInput, Membership
+    )

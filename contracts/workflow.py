@@ -13,7 +13,10 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, StringConstraints
 
+from contracts.activities import ActivityRef
+from contracts.names import TaskQueue
 from contracts.tenant import UserDataErased, UserDataExport, UserDataRequest
+from contracts.user import Locale, Timezone
 
 __all__ = [
     "DEFAULT_INVITATION_EXPIRY_SECONDS",
@@ -72,8 +75,9 @@ class UserOnboardingInput(BaseModel):
     display_name: DisplayName
     tenant_id: str = Field(min_length=1, max_length=64)
     roles: OnboardingRoles = Field(default_factory=lambda: ["member"], min_length=1, max_length=16)
-    locale: str = Field(default="en", max_length=35, pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
-    timezone: str = Field(default="UTC", max_length=64)
+    # The profile's own types: what is accepted here, the user service accepts.
+    locale: Locale = "en"
+    timezone: Timezone = "UTC"
     # Shown in the welcome email; the tenant id when absent.
     tenant_name: str | None = Field(default=None, max_length=200)
     invitation_expires_in_seconds: int = Field(
@@ -170,3 +174,24 @@ class ComplianceEraseResult(BaseModel):
     request_id: str
     subject: str
     services: dict[str, dict[str, int]]
+
+
+class WorkflowActivities:
+    """Typed references to the workflow service's activities (name, task queue, input, result):
+    workflows call them through the step kernel, services.common.steps."""
+
+    ERASE_USER_DATA = ActivityRef(
+        WorkflowActivity.ERASE_USER_DATA, TaskQueue.WORKFLOW, UserDataRequest, UserDataErased
+    )
+    FINISH_ERASE_AUDIT = ActivityRef(
+        WorkflowActivity.FINISH_ERASE_AUDIT, TaskQueue.WORKFLOW, FinishAuditInput, AuditRecord
+    )
+    RECORD_ERASE_STEP = ActivityRef(
+        WorkflowActivity.RECORD_ERASE_STEP, TaskQueue.WORKFLOW, EraseAuditInput, type(None)
+    )
+    START_ERASE_AUDIT = ActivityRef(
+        WorkflowActivity.START_ERASE_AUDIT, TaskQueue.WORKFLOW, StartAuditInput, AuditRecord
+    )
+    WRITE_EXPORT_ARCHIVE = ActivityRef(
+        WorkflowActivity.WRITE_EXPORT_ARCHIVE, TaskQueue.WORKFLOW, WriteArchiveInput, ExportArchive
+    )

@@ -9,11 +9,13 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 from aiodataloader import DataLoader
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
+from adx.components import Components
 from adx.identity import InvalidToken, bearer_token
 from adx.jwks import JwksVerifier
 from adx.settings import Settings
@@ -36,18 +38,14 @@ class BffDependencies:
     operations: WorkflowOperations
     verifier: JwksVerifier
     metrics: BffMetrics
-    # Further clients by name: "gateway" (GatewayClient), "hub" (ProgressHub), "http".
-    extras: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def gateway(self) -> GatewayClient:
-        client: GatewayClient = self.extras["gateway"]
-        return client
-
-    @property
-    def hub(self) -> ProgressHub:
-        hub: ProgressHub = self.extras["hub"]
-        return hub
+    gateway: GatewayClient
+    hub: ProgressHub
+    # Plain HTTP (JWKS, uploads streamed to the gateway); closed by close_dependencies.
+    http: httpx.AsyncClient
+    # What resolvers left running (graph.tasks): held so no task is garbage-collected.
+    background_tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    # A BFF's own parts, which this module cannot name (e.g. the user BFF's DashboardConfig).
+    components: Components = field(default_factory=Components)
 
 
 class GraphContext:

@@ -88,20 +88,16 @@ async def open_dependencies(
             cache_seconds=settings.jwks_cache_seconds,
         ),
         metrics=metrics,
-        extras={
-            "http": http,
-            "hub": ProgressHub(operations),
-            "gateway": GatewayClient.from_settings(settings, registry=metrics.registry),
-        },
+        gateway=GatewayClient.from_settings(settings, registry=metrics.registry),
+        hub=ProgressHub(operations),
+        http=http,
     )
     return deps
 
 
 async def close_dependencies(deps: BffDependencies) -> None:
     await deps.gateway.aclose()
-    http = deps.extras.get("http")
-    if isinstance(http, httpx.AsyncClient):
-        await http.aclose()
+    await deps.http.aclose()
 
 
 def create_app(subgraph: Subgraph, deps: BffDependencies) -> Starlette:

@@ -18,30 +18,24 @@ from workflow_client.errors import WorkflowClientError
 
 log = structlog.stdlib.get_logger(__name__)
 
-_TASKS = "background_tasks"
 # How long a finished operation is waited for before its tags are left to their TTL.
 WATCH_SECONDS = 300.0
 
 
-def _tasks(deps: BffDependencies) -> set[asyncio.Task[None]]:
-    tasks: set[asyncio.Task[None]] = deps.extras.setdefault(_TASKS, set())
-    return tasks
-
-
 def spawn(deps: BffDependencies, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
     task = asyncio.create_task(work)
-    tasks = _tasks(deps)
+    tasks = deps.background_tasks
     tasks.add(task)
     task.add_done_callback(tasks.discard)
     return task
 
 
 def pending(deps: BffDependencies) -> int:
-    return len(_tasks(deps))
+    return len(deps.background_tasks)
 
 
 async def drain(deps: BffDependencies) -> None:
-    tasks = list(_tasks(deps))
+    tasks = list(deps.background_tasks)
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)

@@ -10,6 +10,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from adx.settings import Environment, Settings
+from tests.support.ports import reserved_ports
 from tests.support.servers import (
     PostgresServer,
     RedisServer,
@@ -34,12 +35,26 @@ def postgres_server() -> Iterator[PostgresServer]:
 
 
 @pytest.fixture(scope="session")
-def base_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def stack_ports() -> Iterator[dict[str, int]]:
+    """The stack's ports for this session, reserved (tests/support/ports.py): a test that
+    serves one sets it explicitly; any other refuses connections, whatever runs beside."""
+    with reserved_ports() as ports:
+        yield ports
+
+
+@pytest.fixture(scope="session")
+def base_settings(
+    tmp_path_factory: pytest.TempPathFactory, stack_ports: dict[str, int]
+) -> Settings:
+    # No .env: a developer's settings file must not change what the suite checks.
     return Settings(
+        _env_file=None,
         environment=Environment.TEST,
         data_dir=tmp_path_factory.mktemp("adx-data"),
         temporal_namespace=TEST_NAMESPACE,
         log_format=None,
+        port_offset=0,
+        ports=stack_ports,
     )
 
 

@@ -28,6 +28,7 @@ from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
+    WorkflowQueryFailedError,
 )
 from temporalio.common import (
     SearchAttributeKey,
@@ -48,12 +49,18 @@ from temporalio.exceptions import (
     TimeoutError as TemporalTimeoutError,
 )
 from temporalio.service import RPCError, RPCStatusCode
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+)
 
 from contracts.context import RequestContext, use_context
 from contracts.errors import ErrorKind, error_kind
 from contracts.names import WORKFLOW_TASK_QUEUES, QueryName, SearchAttribute
 from contracts.operations import OperationStatus
-from contracts.progress import Progress, ProgressReport, ProgressRequest
+from contracts.progress import EventKind, Progress, ProgressReport, ProgressRequest
 from workflow_client.codec import EncryptionCodec
 from workflow_client.errors import (
     InvalidOperationId,
@@ -368,14 +375,29 @@ class WorkflowOperations:
         holds the Operation (from ``describe``, so its tenant was checked)."""
         handle = self.client.get_workflow_handle(operation.id)
         try:
-            report: ProgressReport = await handle.query(
-                QueryName.PROGRESS,
-                ProgressRequest(after_offset=after_offset, limit=5000),
-                result_type=ProgressReport,
-                rpc_timeout=self._query_timeout,
-            )
-        except RPCError as error:
+            # A query of a running workflow can miss its worker for a moment (a task in
+            # flight, a sticky queue being abandoned): asked again before giving up.
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception(_transient),
+                stop=stop_after_attempt(QUERY_ATTEMPTS),
+                wait=wait_exponential(multiplier=0.2, max=1.0),
+                reraise=True,
+            ):
+                with attempt:
+                    report: ProgressReport = await handle.query(
+                        QueryName.PROGRESS,
+                        ProgressRequest(after_offset=after_offset, limit=5000),
+                        result_type=ProgressReport,
+                        rpc_timeout=self._query_timeout,
+                    )
+        except (RPCError, WorkflowQueryFailedError) as error:
             if not operation.status.is_terminal:
+                log.warning(
+                    "operation.progress_query_failed",
+                    operation_id=operation.id,
+                    status=error.status.name if isinstance(error, RPCError) else "QUERY_FAILED",
+                    reason=error.message,
+                )
                 raise _unavailable(self.client, error) from error
             # A closed workflow whose worker is gone cannot answer: its status still can.
             log.warning("operation.progress_unavailable", operation_id=operation.id)
@@ -395,11 +417,25 @@ class WorkflowOperations:
             value: T = await handle.result()
             outcome: tuple[str, Any] = ("ok", value)
         except WorkflowFailureError as error:
-            outcome = ("error", _workflow_failed(operation_id, error))
+            failed = _workflow_failed(operation_id, error)
+            if _cancelled(error):
+                # A cancelled workflow can carry no details: its progress log names the
+                # compensations that ran.
+                failed.compensations = await self._compensations_run(context, operation_id)
+            outcome = ("error", failed)
         except RPCError as error:
             raise _unavailable(self.client, error) from error
         self._closed.put("result", operation_id, outcome)
         return cast(T, _reraise_or_return(outcome))
+
+    async def _compensations_run(self, context: RequestContext, operation_id: str) -> list[str]:
+        closed = await self.describe(context, operation_id)
+        report = await self.query_progress(closed, after_offset=0)
+        return [
+            event.step
+            for event in report.events
+            if event.kind is EventKind.COMPENSATION_COMPLETED and event.step is not None
+        ]
 
     async def list_operations(
         self,
@@ -516,7 +552,7 @@ def _reraise_or_return(outcome: tuple[str, Any]) -> Any:
     return value
 
 
-def _unavailable(client: Client, error: RPCError) -> TemporalUnavailable:
+def _unavailable(client: Client, error: RPCError | WorkflowQueryFailedError) -> TemporalUnavailable:
     return TemporalUnavailable(
         client.service_client.config.target_host, client.namespace, error.message
     )
@@ -541,6 +577,32 @@ def _workflow_failed(operation_id: str, error: WorkflowFailureError) -> Workflow
         message = cause.message if kind is not ErrorKind.INTERNAL else "internal error"
         return WorkflowFailed(operation_id, kind, message, _compensations(cause))
     return WorkflowFailed(operation_id, ErrorKind.INTERNAL, "internal error")
+
+
+QUERY_ATTEMPTS = 3
+
+
+def _transient(error: BaseException) -> bool:
+    # The progress handler only reads the workflow's log: when it fails, the worker was
+    # between states (a workflow task failing or being retried), which passes.
+    return isinstance(error, WorkflowQueryFailedError) or (
+        isinstance(error, RPCError)
+        and error.status
+        in (
+            # CANCELLED: the call's own rpc_timeout expired ("Timeout expired").
+            RPCStatusCode.CANCELLED,
+            RPCStatusCode.DEADLINE_EXCEEDED,
+            RPCStatusCode.UNAVAILABLE,
+            RPCStatusCode.RESOURCE_EXHAUSTED,
+        )
+    )
+
+
+def _cancelled(error: WorkflowFailureError) -> bool:
+    cause: BaseException | None = error.cause
+    while isinstance(cause, ActivityError | ChildWorkflowError) and cause.cause is not None:
+        cause = cause.cause
+    return isinstance(cause, CancelledError)
 
 
 def _compensations(error: ApplicationError | CancelledError) -> list[str]:

@@ -122,7 +122,7 @@ class Mutation:
             headers["x-correlation-id"] = context.correlation_id
         if idempotency_key:
             headers["idempotency-key"] = idempotency_key
-        http: httpx.AsyncClient = deps.extras["http"]
+        http = deps.http
         invalidates = [files_tag(who)]
         try:
             response = await http.post(

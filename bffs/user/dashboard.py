@@ -41,12 +41,10 @@ from workflow_client.errors import WorkflowClientError, WorkflowFailed
 
 M = TypeVar("M", bound=BaseModel)
 
-CONFIG_KEY = "user.dashboard"
-
 
 @dataclass(frozen=True)
 class DashboardConfig:
-    """Put another one in ``deps.extras[CONFIG_KEY]`` to change it (tests shorten budgets)."""
+    """``deps.components.provide`` another one to change it (tests shorten budgets)."""
 
     # How long each part may take, from its start to its result.
     part_budget: timedelta = timedelta(seconds=2.5)
@@ -58,8 +56,7 @@ class DashboardConfig:
 
 
 def config_of(deps: BffDependencies) -> DashboardConfig:
-    config = deps.extras.get(CONFIG_KEY)
-    return config if isinstance(config, DashboardConfig) else DashboardConfig()
+    return deps.components.find(DashboardConfig) or DashboardConfig()
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from contracts.auth import (
     DeleteInvitedUserInput,
     EnableMfaInput,
     GetUserInput,
+    GrantStatus,
     GrantTenantAccessInput,
     InvitationSent,
     InvitedUser,
@@ -71,7 +72,6 @@ from services.common.errors import ServiceError, ensure_tenant, require_context,
 from services.common.service import ServiceRuntime
 from workflow_client.codec import KeyRing
 
-EXTRAS_KEY = "auth"
 # Ids of rows made on behalf of a workflow derive from its id (stable across retries).
 _IDS = uuid.UUID("3c7d1f52-6a0e-4b8e-9f41-2d5c8e7a9b16")
 
@@ -131,10 +131,10 @@ class AuthComponents:
 
 
 def components(runtime: ServiceRuntime) -> AuthComponents:
-    found = runtime.extras.get(EXTRAS_KEY)
-    if not isinstance(found, AuthComponents):
+    found = runtime.components.find(AuthComponents)
+    if found is None:
         found = AuthComponents.create(runtime)
-        runtime.extras[EXTRAS_KEY] = found
+        runtime.components.provide(found)
     return found
 
 
@@ -367,10 +367,14 @@ class AuthActivities:
 
     @service_activity(AuthActivity.GRANT_TENANT_ACCESS)
     async def grant_tenant_access(self, input: GrantTenantAccessInput) -> TenantGrant:
+        """Grants (or changes in place: a grant keeps its age, which orders the default
+        tenant) a user's access; a suspended grant ends the user's sessions in the tenant."""
         ensure_tenant(input.tenant_id, "tenant")
         grant = await self.store.upsert_grant(
             input.user_id, input.tenant_id, input.roles, input.status, now_utc()
         )
+        if input.status is GrantStatus.SUSPENDED:
+            await revoke_all_sessions(self.sessions, input.user_id, tenant_id=input.tenant_id)
         return grant.public()
 
     @service_activity(AuthActivity.REVOKE_TENANT_ACCESS)

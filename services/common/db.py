@@ -7,8 +7,9 @@ busy timeout (two processes write to the same file).
 from __future__ import annotations
 
 import fcntl
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -40,6 +41,52 @@ def rowcount(result: Any) -> int:
     return int(cast(CursorResult[Any], result).rowcount)
 
 
+# Row helpers the stores share ----------------------------------------------------------------
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def utc(value: datetime) -> datetime:
+    """SQLite hands datetimes back naive; they are stored in UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utc_or_none(value: datetime | None) -> datetime | None:
+    return None if value is None else utc(value)
+
+
+def json_row(row: Mapping[Any, Any], *, exclude: Collection[str] = ()) -> dict[str, Any]:
+    """A row as JSON-ready values (datetimes in ISO format), without the ``exclude`` columns
+    (secrets a data export leaves out)."""
+    return {
+        str(name): value.isoformat() if isinstance(value, datetime) else value
+        for name, value in row.items()
+        if name not in exclude
+    }
+
+
+async def fetch_first(session: AsyncSession, statement: Executable) -> RowMapping | None:
+    """The first row ``statement`` gives in ``session``, or None."""
+    return (await session.execute(statement)).mappings().first()
+
+
+async def fetch_one(session: AsyncSession, statement: Executable) -> RowMapping:
+    """The one row ``statement`` gives in ``session`` (raises unless exactly one)."""
+    return (await session.execute(statement)).mappings().one()
+
+
+async def fetch_all(session: AsyncSession, statement: Executable) -> Sequence[RowMapping]:
+    """Every row ``statement`` gives in ``session``."""
+    return (await session.execute(statement)).mappings().all()
+
+
+async def fetch_value(session: AsyncSession, statement: Executable) -> Any:
+    """The single value ``statement`` selects in ``session``, or None if no row matches."""
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -67,12 +114,28 @@ class Database:
         return sqlite.insert(table) if self.is_sqlite else postgresql.insert(table)
 
     async def insert_if_absent(
-        self, session: AsyncSession, table: Table, keys: Sequence[str], **values: Any
+        self, session: AsyncSession, table: Table, keys: Sequence[str] | None = None, **values: Any
     ) -> bool:
-        """Inserts the row unless one with the same key exists; True if it was inserted.
-        Idempotent writes (a retried activity) are built on it."""
+        """Inserts the row unless one with the same key exists (without ``keys``: unless it
+        conflicts with any unique constraint); True if it was inserted. Idempotent writes (a
+        retried activity) are built on it."""
         statement = self.insert(table).values(**values).on_conflict_do_nothing(index_elements=keys)
         return rowcount(await session.execute(statement)) == 1
+
+    def upsert(
+        self,
+        table: Table,
+        keys: Mapping[str, Any],
+        values: Mapping[str, Any],
+        **insert_only: Any,
+    ) -> postgresql.Insert | sqlite.Insert:
+        """INSERT of ``keys``, ``values`` and ``insert_only``; if a row with these keys exists,
+        it gets ``values`` instead (the ``insert_only`` columns keep what they hold)."""
+        return (
+            self.insert(table)
+            .values(**keys, **insert_only, **values)
+            .on_conflict_do_update(index_elements=list(keys), set_=dict(values))
+        )
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -83,12 +146,12 @@ class Database:
     async def first(self, statement: Executable) -> RowMapping | None:
         """The first row a read on its own gives (in a transaction of its own)."""
         async with self.transaction() as session:
-            return (await session.execute(statement)).mappings().first()
+            return await fetch_first(session, statement)
 
     async def all_rows(self, statement: Executable) -> Sequence[RowMapping]:
         """Every row a read on its own gives (in a transaction of its own)."""
         async with self.transaction() as session:
-            return (await session.execute(statement)).mappings().all()
+            return await fetch_all(session, statement)
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
@@ -124,3 +187,10 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+class Store:
+    """What a service's store and each of its per-aggregate parts (mixins) hold."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db

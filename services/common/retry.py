@@ -27,3 +27,12 @@ COMPENSATION_RETRY = RetryPolicy(
     maximum_attempts=0,
     non_retryable_error_types=[ErrorKind.VALIDATION.value],
 )
+
+# Reads change nothing: a few quick attempts, then the caller hears about it.
+READ_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=100),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=1),
+    maximum_attempts=3,
+    non_retryable_error_types=NON_RETRYABLE,
+)

@@ -19,6 +19,7 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 from temporalio.client import Client
 
+from adx.components import Components
 from adx.identity import TokenVerifier
 from adx.settings import Settings
 from contracts.names import TaskQueue
@@ -42,7 +43,8 @@ class ServiceRuntime:
     client: Client
     verifier: TokenVerifier
     operations: WorkflowOperations = field(init=False)
-    extras: dict[str, Any] = field(default_factory=dict)
+    # The service's own parts (e.g. AuthComponents), which this module cannot name.
+    components: Components = field(default_factory=Components)
 
     def __post_init__(self) -> None:
         self.operations = WorkflowOperations(self.client)

@@ -15,8 +15,6 @@ from services.file.scanner import ClamdScanner, Scanner
 from services.file.storage import StorageRegistry
 from services.file.store import FileStore, email_outbox
 
-EXTRAS_KEY = "file"
-
 
 @dataclass
 class FileComponents:
@@ -50,7 +48,7 @@ class FileComponents:
 
 
 def components(runtime: ServiceRuntime) -> FileComponents:
-    found = runtime.extras.get(EXTRAS_KEY)
-    if not isinstance(found, FileComponents):
+    found = runtime.components.find(FileComponents)
+    if found is None:
         raise RuntimeError("the file service's components are built in on_start")
     return found

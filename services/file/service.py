@@ -17,7 +17,7 @@ from contracts.names import TaskQueue
 from services.common.dev_seed import TENANTS, seed_user_id, seeding_enabled
 from services.common.service import ServiceDefinition, ServiceRuntime
 from services.file.api import FileApi
-from services.file.components import EXTRAS_KEY, FileComponents, components
+from services.file.components import FileComponents, components
 from services.file.config import FileSettings
 from services.file.keys import file_key
 from services.file.models import NewFile
@@ -116,7 +116,7 @@ def file_service(config: FileSettings | None = None) -> ServiceDefinition:
         parts = FileComponents.build(
             runtime.db, runtime.settings, config or FileSettings.from_settings(runtime.settings)
         )
-        runtime.extras[EXTRAS_KEY] = parts
+        runtime.components.provide(parts)
         await check_scanner(parts)
         if seeding_enabled(runtime.settings):
             await seed(parts)

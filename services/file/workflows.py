@@ -1,16 +1,15 @@
 """The file service's workflows. They pass storage references, never bytes, and call the
-activities by name on the file task queue."""
+activities through the step kernel (services.common.steps) on the file task queue."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from temporalio import workflow
-from temporalio.common import RetryPolicy, VersioningBehavior
+from temporalio.common import VersioningBehavior
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
@@ -19,13 +18,11 @@ from temporalio.exceptions import (
 )
 
 with workflow.unsafe.imports_passed_through():
-    from contracts.context import RequestContext, current_context
     from contracts.errors import ErrorKind, error_kind
     from contracts.file import (
         BlobRef,
         CreateFileRecordInput,
-        ExtractedMetadata,
-        FileActivity,
+        FileActivities,
         FileMigrationInput,
         FileMigrationResult,
         FileProcessingInput,
@@ -34,41 +31,36 @@ with workflow.unsafe.imports_passed_through():
         FileSharingInput,
         FileSharingResult,
         FileStatus,
-        FileSummary,
         FileUploadInput,
         FileUploadResult,
         MigrateFileInput,
-        MigrateFileResult,
-        MigrationBatch,
         MigrationBatchInput,
-        MigrationPlan,
         MigrationPlanInput,
         Permission,
-        PermissionChange,
         RecentFiles,
         RecentFilesInput,
         RestorePermissionInput,
-        ScanResult,
         SetFileStatusInput,
         SetPermissionInput,
         ShareNotificationInput,
-        ShareTarget,
         StoreBlobInput,
         ThumbnailResult,
-        ValidatedUpload,
         ValidateUploadInput,
     )
-    from contracts.names import QueryName, TaskQueue, WorkflowType
-    from contracts.progress import EventKind, ProgressReport, ProgressRequest
-    from contracts.user import (
-        GetMembershipInput,
-        MembershipState,
-        MembershipStatus,
-        UserActivity,
-    )
+    from contracts.names import TaskQueue, WorkflowType
+    from contracts.progress import EventKind
+    from contracts.user import GetMembershipInput, MembershipStatus, UserActivities
     from services.common.progress import ProgressLog
-    from services.common.retry import COMPENSATION_RETRY, DEFAULT_RETRY
-    from services.common.saga import Saga, root_cause
+    from services.common.steps import (
+        FORWARD,
+        READ,
+        CallOptions,
+        ProgressWorkflow,
+        Steps,
+        caller,
+        final,
+        root_cause,
+    )
     from services.file.keys import file_key, thumbnail_key
     from services.file.sniff import is_image
 
@@ -76,73 +68,23 @@ with workflow.unsafe.imports_passed_through():
 PINNED = VersioningBehavior.PINNED
 AUTO_UPGRADE = VersioningBehavior.AUTO_UPGRADE
 
-T = TypeVar("T")
-
 # file_sharing checks the grantee is an active member of the caller's tenant before granting;
 # histories from before take the old path on replay
 # (tests/histories/file_sharing/*-v1-before-grantee-check.json).
 GRANTEE_CHECK_PATCH = "file-sharing-grantee-check"
 
-QUICK = timedelta(seconds=30)
-# Streaming steps (scan, store, migrate) read whole files: long limits, short heartbeats.
+# Streaming steps (scan, store, metadata, thumbnail, migrate) read whole files: long limits,
+# short heartbeats.
 STREAMING = timedelta(hours=2)
 HEARTBEAT = timedelta(seconds=30)
-MIGRATION_HEARTBEAT = timedelta(seconds=5)
+STREAMING_STEP = CallOptions(STREAMING, FORWARD.retry, heartbeat=HEARTBEAT)
+MIGRATION_STEP = CallOptions(timedelta(hours=6), FORWARD.retry, heartbeat=timedelta(seconds=5))
 MIGRATION_BATCH = 100
 # Dashboards would rather fail fast than wait for a long backoff.
-READ_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=100),
-    maximum_attempts=3,
-    non_retryable_error_types=DEFAULT_RETRY.non_retryable_error_types,
-)
+RECENT_FILES_READ = READ.with_timeout(10)
 
 
-async def run_activity(
-    name: FileActivity,
-    arg: BaseModel,
-    result_type: type[T],
-    *,
-    start_to_close: timedelta = QUICK,
-    heartbeat: timedelta | None = None,
-    retry: RetryPolicy = DEFAULT_RETRY,
-) -> T:
-    result: T = await workflow.execute_activity(
-        name.value,
-        arg,
-        task_queue=TaskQueue.FILE.value,
-        start_to_close_timeout=start_to_close,
-        heartbeat_timeout=heartbeat,
-        retry_policy=retry,
-        result_type=result_type,
-    )
-    return result
-
-
-def undo(name: FileActivity, arg: BaseModel) -> Callable[[], Awaitable[object]]:
-    """A compensation: the activity retried until it succeeds."""
-
-    async def compensate() -> object:
-        return await workflow.execute_activity(
-            name.value,
-            arg,
-            task_queue=TaskQueue.FILE.value,
-            start_to_close_timeout=QUICK,
-            retry_policy=COMPENSATION_RETRY,
-        )
-
-    return compensate
-
-
-def caller() -> RequestContext:
-    context = current_context()
-    if context is None:
-        raise ApplicationError(
-            "no caller identity", type=ErrorKind.AUTHENTICATION.value, non_retryable=True
-        )
-    return context
-
-
-async def check_grantee(user_id: str) -> None:
+async def check_grantee(steps: Steps, user_id: str) -> None:
     """Fails NOT_FOUND unless ``user_id`` is an active member of the caller's tenant; the
     user service owns the membership projection (its activity, on its queue). Another
     tenant's user is not found, like any other unknown id (tenant isolation)."""
@@ -154,79 +96,61 @@ async def check_grantee(user_id: str) -> None:
     # by stripping spaces) names nobody; without this a bad id would fail the workflow task
     # over and over instead of the operation.
     if lookup is None or lookup.user_id != user_id:
-        raise _user_not_found()
-    state: MembershipState = await workflow.execute_activity(
-        UserActivity.GET_MEMBERSHIP.value,
-        lookup,
-        task_queue=TaskQueue.USER.value,
-        start_to_close_timeout=QUICK,
-        retry_policy=DEFAULT_RETRY,
-        result_type=MembershipState,
-    )
+        raise final(ErrorKind.NOT_FOUND, "user not found")
+    state = await steps.read(UserActivities.GET_MEMBERSHIP, lookup, options=FORWARD)
     membership = state.membership
     if membership is None or membership.status is not MembershipStatus.ACTIVE:
-        raise _user_not_found()
-
-
-def _user_not_found() -> ApplicationError:
-    return ApplicationError("user not found", type=ErrorKind.NOT_FOUND.value, non_retryable=True)
+        raise final(ErrorKind.NOT_FOUND, "user not found")
 
 
 # Pinned: a saga over scans/copies of up to hours; ends where it began.
 @workflow.defn(name=WorkflowType.FILE_UPLOAD.value, versioning_behavior=PINNED)
-class FileUploadWorkflow:
+class FileUploadWorkflow(ProgressWorkflow):
     """validate -> scan -> create record -> store -> owner permission -> process -> ready.
 
     Any failure removes everything of the upload: the staged bytes, the stored blob and its
     thumbnail, and the record (with its permissions)."""
 
     def __init__(self) -> None:
-        self._log = ProgressLog(total=7)
-
-    @workflow.query(name=QueryName.PROGRESS.value)
-    def progress(self, request: ProgressRequest) -> ProgressReport:
-        return self._log.report(request)
+        self._progress = ProgressLog(total=7)
 
     @workflow.run
     async def run(self, input: FileUploadInput) -> FileUploadResult:
-        self._log.record(EventKind.STARTED, file_id=input.file_id, name=input.name)
+        self._progress.record(EventKind.STARTED, file_id=input.file_id, name=input.name)
         context = caller()
-        saga = Saga(self._log)
+        steps = Steps(self._progress)
         stored = BlobRef(provider=input.provider, key=file_key(context.tenant_id, input.file_id))
         thumbnail = BlobRef(
             provider=input.provider, key=thumbnail_key(context.tenant_id, input.file_id)
         )
         file_ref = FileRef(file_id=input.file_id)
         # The staged bytes go whatever fails, from the first step on.
-        saga.add_compensation("discard_staging", undo(FileActivity.DELETE_BLOB, input.staging))
+        steps.add_compensation(
+            "discard_staging", lambda: steps.undo(FileActivities.DELETE_BLOB, input.staging)
+        )
         try:
-            validated = await saga.step(
+            validated = await steps.step(
                 "validate",
-                lambda: run_activity(
-                    FileActivity.VALIDATE_UPLOAD,
+                lambda: steps.read(
+                    FileActivities.VALIDATE_UPLOAD,
                     ValidateUploadInput(
                         file_id=input.file_id,
                         staging=input.staging,
                         size_bytes=input.size_bytes,
                         declared_content_type=input.declared_content_type,
                     ),
-                    ValidatedUpload,
+                    options=FORWARD,
                 ),
             )
-            scan = await saga.step(
+            # A call, not a read: an infected blob is deleted by the scan.
+            scan = await steps.step(
                 "scan",
-                lambda: run_activity(
-                    FileActivity.SCAN_BLOB,
-                    input.staging,
-                    ScanResult,
-                    start_to_close=STREAMING,
-                    heartbeat=HEARTBEAT,
-                ),
+                lambda: steps.call(FileActivities.SCAN_BLOB, input.staging, options=STREAMING_STEP),
             )
-            await saga.step(
+            await steps.step(
                 "create_record",
-                lambda: run_activity(
-                    FileActivity.CREATE_FILE_RECORD,
+                lambda: steps.call(
+                    FileActivities.CREATE_FILE_RECORD,
                     CreateFileRecordInput(
                         file_id=input.file_id,
                         name=input.name,
@@ -236,41 +160,41 @@ class FileUploadWorkflow:
                         sha256=input.sha256,
                         blob=stored,
                     ),
-                    FileSummary,
                 ),
-                undo(FileActivity.DELETE_FILE_RECORD, file_ref),
+                lambda _: steps.undo(FileActivities.DELETE_FILE_RECORD, file_ref),
             )
             # Registered before the step: a store that fails half-way may have written.
-            saga.add_compensation("delete_stored_blob", undo(FileActivity.DELETE_BLOB, stored))
-            await saga.step(
+            steps.add_compensation(
+                "delete_stored_blob", lambda: steps.undo(FileActivities.DELETE_BLOB, stored)
+            )
+            await steps.step(
                 "store",
-                lambda: run_activity(
-                    FileActivity.STORE_BLOB,
+                lambda: steps.call(
+                    FileActivities.STORE_BLOB,
                     StoreBlobInput(
                         source=input.staging,
                         target=stored,
                         size_bytes=input.size_bytes,
                         sha256=input.sha256,
                     ),
-                    BlobRef,
-                    start_to_close=STREAMING,
-                    heartbeat=HEARTBEAT,
+                    options=STREAMING_STEP,
                 ),
             )
-            await saga.step(
+            await steps.step(
                 "set_permissions",
-                lambda: run_activity(
-                    FileActivity.SET_PERMISSION,
+                lambda: steps.call(
+                    FileActivities.SET_PERMISSION,
                     SetPermissionInput(
                         file_id=input.file_id,
                         user_id=context.user_id,
                         permission=Permission.OWNER,
                     ),
-                    PermissionChange,
                 ),
             )
-            saga.add_compensation("delete_thumbnail", undo(FileActivity.DELETE_BLOB, thumbnail))
-            processed = await saga.step(
+            steps.add_compensation(
+                "delete_thumbnail", lambda: steps.undo(FileActivities.DELETE_BLOB, thumbnail)
+            )
+            processed = await steps.step(
                 "process",
                 lambda: workflow.execute_child_workflow(
                     WorkflowType.FILE_PROCESSING.value,
@@ -280,17 +204,16 @@ class FileUploadWorkflow:
                     result_type=FileProcessingResult,
                 ),
             )
-            await saga.step(
+            await steps.step(
                 "mark_ready",
-                lambda: run_activity(
-                    FileActivity.SET_FILE_STATUS,
+                lambda: steps.call(
+                    FileActivities.SET_FILE_STATUS,
                     SetFileStatusInput(file_id=input.file_id, status=FileStatus.READY),
-                    FileSummary,
                 ),
             )
         except (asyncio.CancelledError, FailureError) as error:
-            await saga.compensate()
-            raise saga.failure(error) from None
+            await steps.compensate()
+            raise steps.failure(error) from error
         return FileUploadResult(
             file_id=input.file_id,
             status=FileStatus.READY,
@@ -304,52 +227,48 @@ class FileUploadWorkflow:
 
 # Auto-upgrade: a quick run; as an upload's child it starts on the upload's build.
 @workflow.defn(name=WorkflowType.FILE_PROCESSING.value, versioning_behavior=AUTO_UPGRADE)
-class FileProcessingWorkflow:
+class FileProcessingWorkflow(ProgressWorkflow):
     """The content type sniffed from the stored bytes, metadata, and a thumbnail for images.
     Runs as the upload's child, or on its own to reprocess a stored file."""
 
     def __init__(self) -> None:
-        self._log = ProgressLog(total=2)
-
-    @workflow.query(name=QueryName.PROGRESS.value)
-    def progress(self, request: ProgressRequest) -> ProgressReport:
-        return self._log.report(request)
+        self._progress = ProgressLog(total=2)
 
     @workflow.run
     async def run(self, input: FileProcessingInput) -> FileProcessingResult:
-        self._log.record(EventKind.STARTED, file_id=input.file_id)
+        self._progress.record(EventKind.STARTED, file_id=input.file_id)
         caller()
-        saga = Saga(self._log)
+        steps = Steps(self._progress)
         file_ref = FileRef(file_id=input.file_id)
         try:
-            extracted = await saga.step(
+            # A call: the content type and metadata are written to the record.
+            extracted = await steps.step(
                 "extract_metadata",
-                lambda: run_activity(
-                    FileActivity.EXTRACT_METADATA,
-                    file_ref,
-                    ExtractedMetadata,
-                    start_to_close=STREAMING,
-                    heartbeat=HEARTBEAT,
+                lambda: steps.call(
+                    FileActivities.EXTRACT_METADATA, file_ref, options=STREAMING_STEP
                 ),
             )
             thumbnail = ThumbnailResult(reason="not an image")
             if is_image(extracted.content_type):
-                thumbnail = await saga.step(
+                # Under an upload the thumbnail is new, and undone with it. A stored file
+                # reprocessed on its own has its thumbnail already: it is rebuilt from the same
+                # bytes in its place, so there is nothing to undo (deleting it would take the
+                # file's thumbnail away).
+                reprocess = workflow.info().parent is None
+                thumbnail = await steps.step(
                     "thumbnail",
-                    lambda: run_activity(
-                        FileActivity.CREATE_THUMBNAIL,
-                        file_ref,
-                        ThumbnailResult,
-                        start_to_close=STREAMING,
-                        heartbeat=HEARTBEAT,
+                    lambda: steps.call(
+                        FileActivities.CREATE_THUMBNAIL, file_ref, options=STREAMING_STEP
                     ),
-                    undo(FileActivity.DELETE_THUMBNAIL, file_ref),
+                    None
+                    if reprocess
+                    else lambda _: steps.undo(FileActivities.DELETE_THUMBNAIL, file_ref),
                 )
             else:
-                self._log.set_total(1)
+                self._progress.set_total(1)
         except (asyncio.CancelledError, FailureError) as error:
-            await saga.compensate()
-            raise saga.failure(error) from None
+            await steps.compensate()
+            raise steps.failure(error) from error
         return FileProcessingResult(
             file_id=input.file_id,
             content_type=extracted.content_type,
@@ -360,7 +279,7 @@ class FileProcessingWorkflow:
 
 # Auto-upgrade: done in seconds; a new build replays it (tests/replay).
 @workflow.defn(name=WorkflowType.FILE_SHARING.value, versioning_behavior=AUTO_UPGRADE)
-class FileSharingWorkflow:
+class FileSharingWorkflow(ProgressWorkflow):
     """authorize -> check the grantee -> grant the permission -> notify by email; a failure
     takes the grant back.
 
@@ -369,37 +288,49 @@ class FileSharingWorkflow:
     found" and gets nothing."""
 
     def __init__(self) -> None:
-        self._log = ProgressLog(total=3)
-        self._change: PermissionChange | None = None
-
-    @workflow.query(name=QueryName.PROGRESS.value)
-    def progress(self, request: ProgressRequest) -> ProgressReport:
-        return self._log.report(request)
+        self._progress = ProgressLog(total=3)
 
     @workflow.run
     async def run(self, input: FileSharingInput) -> FileSharingResult:
-        self._log.record(EventKind.STARTED, file_id=input.file_id, user_id=input.user_id)
+        self._progress.record(EventKind.STARTED, file_id=input.file_id, user_id=input.user_id)
         caller()
         if input.notify_email is None:
-            self._log.set_total(2)
-        saga = Saga(self._log)
+            self._progress.set_total(2)
+        steps = Steps(self._progress)
         notified = False
         try:
-            target = await saga.step(
+            target = await steps.step(
                 "authorize",
-                lambda: run_activity(FileActivity.AUTHORIZE_SHARE, input, ShareTarget),
+                lambda: steps.read(FileActivities.AUTHORIZE_SHARE, input, options=FORWARD),
             )
             # Patched in (CONTRIBUTING.md, "Patching: the procedure"): runs started before it
             # replay without the step.
             if workflow.patched(GRANTEE_CHECK_PATCH):
-                self._log.set_total(self._log.progress.total + 1)
-                await saga.step("check_grantee", lambda: check_grantee(input.user_id))
-            await saga.step("grant", lambda: self._grant(input), self._revoke)
+                self._progress.set_total(self._progress.progress.total + 1)
+                await steps.step("check_grantee", lambda: check_grantee(steps, input.user_id))
+            await steps.step(
+                "grant",
+                lambda: steps.call(
+                    FileActivities.SET_PERMISSION,
+                    SetPermissionInput(
+                        file_id=input.file_id,
+                        user_id=input.user_id,
+                        permission=Permission(input.permission.value),
+                    ),
+                ),
+                # Back to what the grantee had before (nothing: the permission is removed).
+                lambda change: steps.undo(
+                    FileActivities.RESTORE_PERMISSION,
+                    RestorePermissionInput(
+                        file_id=change.file_id, user_id=change.user_id, permission=change.previous
+                    ),
+                ),
+            )
             if input.notify_email is not None:
-                notified = await saga.step(
+                notified = await steps.step(
                     "notify",
-                    lambda: run_activity(
-                        FileActivity.SEND_SHARE_NOTIFICATION,
+                    lambda: steps.call(
+                        FileActivities.SEND_SHARE_NOTIFICATION,
                         ShareNotificationInput(
                             file_id=input.file_id,
                             file_name=target.file_name,
@@ -408,12 +339,13 @@ class FileSharingWorkflow:
                             email=input.notify_email or "",
                             idempotency_key=f"file-share:{workflow.info().workflow_id}",
                         ),
-                        bool,
                     ),
+                    # Once the person is told, the share stands.
+                    pivot=True,
                 )
         except (asyncio.CancelledError, FailureError) as error:
-            await saga.compensate()
-            raise saga.failure(error) from None
+            await steps.compensate()
+            raise steps.failure(error) from error
         return FileSharingResult(
             file_id=input.file_id,
             user_id=input.user_id,
@@ -421,87 +353,63 @@ class FileSharingWorkflow:
             notified=notified,
         )
 
-    async def _grant(self, input: FileSharingInput) -> PermissionChange:
-        self._change = await run_activity(
-            FileActivity.SET_PERMISSION,
-            SetPermissionInput(
-                file_id=input.file_id,
-                user_id=input.user_id,
-                permission=Permission(input.permission.value),
-            ),
-            PermissionChange,
-        )
-        return self._change
-
-    async def _revoke(self) -> object:
-        change = self._change
-        if change is None:
-            return None
-        return await undo(
-            FileActivity.RESTORE_PERMISSION,
-            RestorePermissionInput(
-                file_id=change.file_id, user_id=change.user_id, permission=change.previous
-            ),
-        )()
-
 
 # Auto-upgrade: hours, continued-as-new in chunks; pinning would hold an old build that long.
 @workflow.defn(name=WorkflowType.FILE_MIGRATION.value, versioning_behavior=AUTO_UPGRADE)
-class FileMigrationWorkflow:
+class FileMigrationWorkflow(ProgressWorkflow):
     """Moves every file of the caller's tenant from one provider to another, one file at a
     time (copy, verify the checksum, switch the record, delete the source), with a progress
     event per file. A worker killed mid-way leaves a file either not yet switched (copied
     again) or switched (its source cleaned up again): the new worker finishes the job."""
 
     def __init__(self) -> None:
-        self._log = ProgressLog()
-
-    @workflow.query(name=QueryName.PROGRESS.value)
-    def progress(self, request: ProgressRequest) -> ProgressReport:
-        return self._log.report(request)
+        self._progress = ProgressLog()
 
     @workflow.run
     async def run(self, input: FileMigrationInput) -> FileMigrationResult:
         caller()
+        # Activities only: the per-file progress events carry counts, so they are recorded
+        # here rather than by Steps.step.
+        steps = Steps(self._progress)
         total = input.total
         if total is None:
-            plan = await run_activity(
-                FileActivity.PLAN_MIGRATION,
+            plan = await steps.read(
+                FileActivities.PLAN_MIGRATION,
                 MigrationPlanInput(source=input.source, target=input.target),
-                MigrationPlan,
+                options=FORWARD,
             )
             total = plan.total
-        self._log.set_total(total)
-        self._log.progress.completed = input.migrated
-        self._log.record(EventKind.STARTED, source=input.source, target=input.target, total=total)
+        self._progress.set_total(total)
+        self._progress.progress.completed = input.migrated
+        self._progress.record(
+            EventKind.STARTED, source=input.source, target=input.target, total=total
+        )
         migrated, migrated_bytes = input.migrated, input.migrated_bytes
         failed = list(input.failed)
         cursor = input.after_file_id
         while True:
-            batch = await run_activity(
-                FileActivity.LIST_MIGRATION_BATCH,
+            batch = await steps.read(
+                FileActivities.LIST_MIGRATION_BATCH,
                 MigrationBatchInput(
                     source=input.source, after_file_id=cursor, limit=MIGRATION_BATCH
                 ),
-                MigrationBatch,
+                options=FORWARD,
             )
             if not batch.file_ids:
                 break
             for file_id in batch.file_ids:
                 step = f"migrate:{file_id}"
-                self._log.record(EventKind.STEP_STARTED, step)
+                self._progress.record(EventKind.STEP_STARTED, step)
                 try:
-                    moved = await run_activity(
-                        FileActivity.MIGRATE_FILE,
+                    moved = await steps.call(
+                        FileActivities.MIGRATE_FILE,
                         MigrateFileInput(
                             file_id=file_id,
                             source=input.source,
                             target=input.target,
                             max_bytes_per_second=input.max_bytes_per_second,
                         ),
-                        MigrateFileResult,
-                        start_to_close=timedelta(hours=6),
-                        heartbeat=MIGRATION_HEARTBEAT,
+                        options=MIGRATION_STEP,
                     )
                 except ActivityError as error:
                     if is_cancelled_exception(error):
@@ -510,14 +418,16 @@ class FileMigrationWorkflow:
                     cause = root_cause(error)
                     kind = error_kind(cause.type if isinstance(cause, ApplicationError) else None)
                     failed.append(file_id)
-                    self._log.record(EventKind.STEP_FAILED, step, file_id=file_id, error=kind.value)
+                    self._progress.record(
+                        EventKind.STEP_FAILED, step, file_id=file_id, error=kind.value
+                    )
                     cursor = file_id
                     continue
                 if moved.moved:
                     migrated += 1
                     migrated_bytes += moved.size_bytes
                 cursor = file_id
-                self._log.record(
+                self._progress.record(
                     EventKind.STEP_COMPLETED,
                     step,
                     file_id=file_id,
@@ -525,6 +435,8 @@ class FileMigrationWorkflow:
                     total=total,
                     migrated_bytes=migrated_bytes,
                 )
+                # A cancel that came with this file's result stops the migration here.
+                steps.raise_if_cancelled()
             if workflow.info().is_continue_as_new_suggested():
                 workflow.continue_as_new(
                     input.model_copy(
@@ -549,31 +461,22 @@ class FileMigrationWorkflow:
 
 # Auto-upgrade: one read, milliseconds.
 @workflow.defn(name=WorkflowType.GET_RECENT_FILES.value, versioning_behavior=AUTO_UPGRADE)
-class GetRecentFilesWorkflow:
+class GetRecentFilesWorkflow(ProgressWorkflow):
     """A read workflow for dashboards: the caller's newest files, one quick activity."""
 
     def __init__(self) -> None:
-        self._log = ProgressLog(total=1)
-
-    @workflow.query(name=QueryName.PROGRESS.value)
-    def progress(self, request: ProgressRequest) -> ProgressReport:
-        return self._log.report(request)
+        self._progress = ProgressLog(total=1)
 
     @workflow.run
     async def run(self, input: RecentFilesInput | None = None) -> RecentFiles:
-        self._log.record(EventKind.STARTED)
+        self._progress.record(EventKind.STARTED)
         caller()
         request = input or RecentFilesInput()
-        self._log.record(EventKind.STEP_STARTED, "recent_files")
-        result = await run_activity(
-            FileActivity.RECENT_FILES,
-            request,
-            RecentFiles,
-            start_to_close=timedelta(seconds=10),
-            retry=READ_RETRY,
+        steps = Steps(self._progress)
+        return await steps.step(
+            "recent_files",
+            lambda: steps.read(FileActivities.RECENT_FILES, request, options=RECENT_FILES_READ),
         )
-        self._log.record(EventKind.STEP_COMPLETED, "recent_files")
-        return result
 
 
 WORKFLOWS: list[type[Any]] = [

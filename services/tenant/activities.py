@@ -167,17 +167,20 @@ class TenantActivities:
 
     @service_activity(TenantTask.CREATE_TENANT)
     async def create_tenant(self, input: CreateTenantInput) -> Tenant:
-        ensure_tenant(input.tenant_id, "tenant")
+        context = ensure_tenant(input.tenant_id, "tenant")
         tenant, _created = await self.store.create_tenant(
-            input.tenant_id, input.name, input.plan, input.operation_id
+            input.tenant_id, input.name, input.plan, input.operation_id, context.user_id
         )
         await self._pause()
         return tenant
 
     @service_activity(TenantTask.DELETE_TENANT)
     async def delete_tenant(self, input: TenantOperationInput) -> Changed:
-        ensure_tenant(input.tenant_id, "tenant")
-        return Changed(changed=await self.store.delete_tenant(input.tenant_id, input.operation_id))
+        context = ensure_tenant(input.tenant_id, "tenant")
+        deleted = await self.store.delete_tenant(
+            input.tenant_id, input.operation_id, context.user_id
+        )
+        return Changed(changed=deleted)
 
     @service_activity(TenantTask.CREATE_DEFAULT_ROLES)
     async def create_default_roles(self, input: TenantOperationInput) -> list[str]:

@@ -12,54 +12,41 @@ active member of the target).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, VersioningBehavior
-from temporalio.exceptions import ApplicationError, FailureError
+from temporalio.common import VersioningBehavior
+from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import BaseModel
-
     from contracts.auth import (
-        AuthActivity,
-        CreatedSession,
+        AuthActivities,
         CreateSessionInput,
-        CredentialsCheck,
         GrantStatus,
         GrantTenantAccessInput,
         RevokeTenantAccessInput,
-        SessionChange,
         SessionInput,
-        TenantAccessRevoked,
         TenantGrant,
         ValidateCredentialsInput,
     )
-    from contracts.context import RequestContext, current_context, use_context
+    from contracts.context import RequestContext, current_context
     from contracts.errors import ErrorKind
-    from contracts.names import QueryName, SignalName, TaskQueue, WorkflowType
-    from contracts.progress import EventKind, ProgressReport, ProgressRequest
+    from contracts.names import SignalName, WorkflowType
+    from contracts.progress import EventKind
     from contracts.tenant import (
         MANAGER_ROLES,
         OWNER_ROLES,
         AddMemberInput,
         ApplyPlanInput,
-        Changed,
         ChangeMembershipInput,
         CreateInvoiceInput,
         CreateTenantInput,
-        CurrentTenantSet,
         GetTenantDataInput,
-        Invoice,
         InvoiceInput,
         ListMembersInput,
         LoadTenantDataInput,
-        MemberAdded,
-        MemberList,
         MembershipChange,
-        MembershipChanged,
         MemberState,
         MemberStatus,
         PrepareUpgradeInput,
@@ -73,8 +60,7 @@ with workflow.unsafe.imports_passed_through():
         SuspensionOutcome,
         SwitchAccess,
         SwitchAccessInput,
-        Tenant,
-        TenantActivity,
+        TenantActivities,
         TenantData,
         TenantMembershipSyncInput,
         TenantMembershipSyncResult,
@@ -86,119 +72,40 @@ with workflow.unsafe.imports_passed_through():
         TenantSuspensionResult,
         TenantSwitchingInput,
         TenantSwitchingResult,
-        TenantTask,
         TenantUpgradeInput,
         TenantUpgradeResult,
-        UpgradePlan,
     )
     from contracts.user import (
         GetMembershipInput,
-        Membership,
-        MembershipsChanged,
         MembershipState,
         RemoveMembershipInput,
         ResetMembershipInput,
-        UserActivity,
+        UserActivities,
     )
     from contracts.user import UpsertMembershipInput as UserMembershipInput
     from services.common.progress import ProgressLog
-    from services.common.retry import COMPENSATION_RETRY, DEFAULT_RETRY, NON_RETRYABLE
-    from services.common.saga import Saga
+    from services.common.steps import (
+        COMPENSATION,
+        FORWARD,
+        ProgressWorkflow,
+        Steps,
+        caller,
+        final,
+        require_roles,
+    )
+
+SUSPEND_IN_PLACE_PATCH = "tenant-suspension-grants-in-place"
 
 # Worker Versioning behaviors (workflow_client/versioning.py, CONTRIBUTING.md).
 PINNED = VersioningBehavior.PINNED
 AUTO_UPGRADE = VersioningBehavior.AUTO_UPGRADE
-
-T = TypeVar("T")
-
-READ_TIMEOUT = timedelta(seconds=5)
-READ_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=100),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=1),
-    maximum_attempts=3,
-    non_retryable_error_types=NON_RETRYABLE,
-)
-
-
-class _Calls:
-    """Activity calls of one workflow run, with its per-attempt timeout."""
-
-    def __init__(self, timeout_seconds: int) -> None:
-        self.timeout = timedelta(seconds=timeout_seconds)
-
-    async def __call__(
-        self,
-        name: str,
-        arg: BaseModel,
-        result_type: type[T],
-        *,
-        queue: TaskQueue = TaskQueue.TENANT,
-        compensation: bool = False,
-        context: RequestContext | None = None,
-    ) -> T:
-        """One activity; with ``context`` it runs with that identity (a tenant the workflow
-        has established the caller's right to)."""
-        with use_context(context or current_context()):
-            result: T = await workflow.execute_activity(
-                name,
-                arg,
-                task_queue=queue.value,
-                start_to_close_timeout=self.timeout,
-                retry_policy=COMPENSATION_RETRY if compensation else DEFAULT_RETRY,
-                result_type=result_type,
-            )
-        return result
-
-
-def _caller(tenant_id: str | None = None) -> RequestContext:
-    """The identity the workflow was started with; a tenant named in the input must be the
-    caller's (an ApplicationError: a ServiceError would fail the task, not the workflow)."""
-    context = current_context()
-    if context is None:
-        raise ApplicationError(
-            "no caller identity", type=ErrorKind.AUTHENTICATION.value, non_retryable=True
-        )
-    if tenant_id is not None and tenant_id != context.tenant_id:
-        workflow.logger.warning(
-            "security.tenant_isolation_violation: workflow input names another tenant"
-        )
-        raise ApplicationError(
-            "tenant not found", type=ErrorKind.TENANT_ISOLATION.value, non_retryable=True
-        )
-    return context
-
-
-def _require(context: RequestContext, roles: frozenset[str], what: str) -> None:
-    if not roles.intersection(context.roles):
-        raise ApplicationError(
-            f"only {' or '.join(sorted(roles))}s can {what}",
-            type=ErrorKind.AUTHORIZATION.value,
-            non_retryable=True,
-        )
-
-
-def _compensation(action: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[None]]:
-    async def run() -> None:
-        await action()
-
-    return run
-
-
-class _ProgressQuery:
-    _progress: ProgressLog
-
-    @workflow.query(name=QueryName.PROGRESS.value)
-    def progress(self, request: ProgressRequest) -> ProgressReport:
-        return self._progress.report(request)
-
 
 # Provisioning --------------------------------------------------------------------------
 
 
 # Auto-upgrade: done in seconds; changes are patched (tests/replay).
 @workflow.defn(name=WorkflowType.TENANT_PROVISIONING.value, versioning_behavior=AUTO_UPGRADE)
-class TenantProvisioningWorkflow(_ProgressQuery):
+class TenantProvisioningWorkflow(ProgressWorkflow):
     """A new tenant owned by the caller.
 
     Steps: create the tenant, its default roles, its quotas (from the plan), the owner's
@@ -212,125 +119,102 @@ class TenantProvisioningWorkflow(_ProgressQuery):
 
     @workflow.run
     async def run(self, input: TenantProvisioningInput) -> TenantProvisioningResult:
-        caller = _caller()
+        context = caller()
         operation_id = workflow.info().workflow_id
-        call = _Calls(input.activity_timeout_seconds)
+        steps = Steps(self._progress, forward=FORWARD.with_timeout(input.activity_timeout_seconds))
+        undo = COMPENSATION.with_timeout(input.activity_timeout_seconds)
         tenant_id = input.tenant_id
         # The caller owns the tenant being created: its steps act as its owner.
         owner = RequestContext(
-            user_id=caller.user_id,
+            user_id=context.user_id,
             tenant_id=tenant_id,
             roles=tuple(OWNER_ROLES),
-            correlation_id=caller.correlation_id,
+            correlation_id=context.correlation_id,
         )
         op = TenantOperationInput(tenant_id=tenant_id, operation_id=operation_id)
-        saga = Saga(self._progress)
         self._progress.record(EventKind.STARTED, message=f"provisioning {tenant_id}")
         try:
-            await saga.step(
+            await steps.step(
                 "create_tenant",
-                lambda: call(
-                    TenantTask.CREATE_TENANT,
+                lambda: steps.call(
+                    TenantActivities.CREATE_TENANT,
                     CreateTenantInput(
                         tenant_id=tenant_id,
                         name=input.name,
                         plan=input.plan,
                         operation_id=operation_id,
                     ),
-                    Tenant,
                     context=owner,
                 ),
-                _compensation(
-                    lambda: call(
-                        TenantTask.DELETE_TENANT, op, Changed, compensation=True, context=owner
-                    )
+                lambda _: steps.undo(
+                    TenantActivities.DELETE_TENANT, op, context=owner, options=undo
                 ),
             )
-            await saga.step(
+            await steps.step(
                 "create_default_roles",
-                lambda: call(TenantTask.CREATE_DEFAULT_ROLES, op, list[str], context=owner),
-                _compensation(
-                    lambda: call(
-                        TenantTask.DELETE_ROLES, op, Changed, compensation=True, context=owner
-                    )
+                lambda: steps.call(TenantActivities.CREATE_DEFAULT_ROLES, op, context=owner),
+                lambda _: steps.undo(
+                    TenantActivities.DELETE_ROLES, op, context=owner, options=undo
                 ),
             )
-            tenant = await saga.step(
+            tenant = await steps.step(
                 "set_quotas",
-                lambda: call(TenantTask.SET_QUOTAS, op, Tenant, context=owner),
-                _compensation(
-                    lambda: call(
-                        TenantTask.CLEAR_QUOTAS, op, Changed, compensation=True, context=owner
-                    )
+                lambda: steps.call(TenantActivities.SET_QUOTAS, op, context=owner),
+                lambda _: steps.undo(
+                    TenantActivities.CLEAR_QUOTAS, op, context=owner, options=undo
                 ),
             )
-            await saga.step(
+            await steps.step(
                 "add_owner_membership",
-                lambda: call(
-                    TenantActivity.ADD_MEMBER,
+                lambda: steps.call(
+                    TenantActivities.ADD_MEMBER,
                     AddMemberInput(
                         tenant_id=tenant_id,
-                        user_id=caller.user_id,
+                        user_id=context.user_id,
                         roles=list(OWNER_ROLES),
                         operation_id=operation_id,
                     ),
-                    MemberAdded,
                     context=owner,
                 ),
-                _compensation(
-                    lambda: call(
-                        TenantActivity.REMOVE_MEMBER,
-                        RemoveMemberInput(
-                            tenant_id=tenant_id, user_id=caller.user_id, operation_id=operation_id
-                        ),
-                        Changed,
-                        compensation=True,
-                        context=owner,
-                    )
+                lambda _: steps.undo(
+                    TenantActivities.REMOVE_MEMBER,
+                    RemoveMemberInput(
+                        tenant_id=tenant_id, user_id=context.user_id, operation_id=operation_id
+                    ),
+                    context=owner,
+                    options=undo,
                 ),
             )
-            await saga.step(
+            await steps.step(
                 "grant_owner_access",
-                lambda: call(
-                    AuthActivity.GRANT_TENANT_ACCESS,
+                lambda: steps.call(
+                    AuthActivities.GRANT_TENANT_ACCESS,
                     GrantTenantAccessInput(
-                        user_id=caller.user_id, tenant_id=tenant_id, roles=list(OWNER_ROLES)
+                        user_id=context.user_id, tenant_id=tenant_id, roles=list(OWNER_ROLES)
                     ),
-                    TenantGrant,
-                    queue=TaskQueue.AUTH,
                     context=owner,
                 ),
-                _compensation(
-                    lambda: call(
-                        AuthActivity.REVOKE_TENANT_ACCESS,
-                        RevokeTenantAccessInput(user_id=caller.user_id, tenant_id=tenant_id),
-                        TenantAccessRevoked,
-                        queue=TaskQueue.AUTH,
-                        compensation=True,
-                        context=owner,
-                    )
+                lambda _: steps.undo(
+                    AuthActivities.REVOKE_TENANT_ACCESS,
+                    RevokeTenantAccessInput(user_id=context.user_id, tenant_id=tenant_id),
+                    context=owner,
+                    options=undo,
                 ),
             )
-            await saga.step(
+            await steps.step(
                 "sync_user_projection",
-                lambda: call(
-                    UserActivity.UPSERT_MEMBERSHIP,
+                lambda: steps.call(
+                    UserActivities.UPSERT_MEMBERSHIP,
                     UserMembershipInput(
-                        user_id=caller.user_id, tenant_id=tenant_id, roles=list(OWNER_ROLES)
+                        user_id=context.user_id, tenant_id=tenant_id, roles=list(OWNER_ROLES)
                     ),
-                    Membership,
-                    queue=TaskQueue.USER,
                     context=owner,
                 ),
-                _compensation(
-                    lambda: call(
-                        UserActivity.REMOVE_MEMBERSHIP,
-                        RemoveMembershipInput(user_id=caller.user_id, tenant_id=tenant_id),
-                        MembershipsChanged,
-                        queue=TaskQueue.USER,
-                        compensation=True,
-                        context=owner,
-                    )
+                lambda _: steps.undo(
+                    UserActivities.REMOVE_MEMBERSHIP,
+                    RemoveMembershipInput(user_id=context.user_id, tenant_id=tenant_id),
+                    context=owner,
+                    options=undo,
                 ),
             )
             # Patched in (CONTRIBUTING.md, "Changing a workflow safely"): runs started before
@@ -339,20 +223,21 @@ class TenantProvisioningWorkflow(_ProgressQuery):
             # so a tenant its owner cannot open fails (and is undone) instead of being reported.
             if workflow.patched("tenant-provisioning-audit-v2"):
                 self._progress.set_total(7)
-                await saga.step(
+                await steps.step(
                     "audit_provisioning",
-                    lambda: call(
-                        TenantTask.LOAD_TENANT_DATA,
+                    # A read, retried like the forward steps (as it always was).
+                    lambda: steps.read(
+                        TenantActivities.LOAD_TENANT_DATA,
                         LoadTenantDataInput(tenant_id=tenant_id),
-                        TenantData,
                         context=owner,
+                        options=steps.forward,
                     ),
                 )
         except (asyncio.CancelledError, FailureError) as error:
-            await saga.compensate()
-            raise saga.failure(error) from error
+            await steps.compensate()
+            raise steps.failure(error) from error
         return TenantProvisioningResult(
-            tenant=tenant, owner_id=caller.user_id, roles=list(OWNER_ROLES)
+            tenant=tenant, owner_id=context.user_id, roles=list(OWNER_ROLES)
         )
 
 
@@ -361,7 +246,7 @@ class TenantProvisioningWorkflow(_ProgressQuery):
 
 # Auto-upgrade: done in seconds; a new build replays it (tests/replay).
 @workflow.defn(name=WorkflowType.TENANT_SWITCHING.value, versioning_behavior=AUTO_UPGRADE)
-class TenantSwitchingWorkflow(_ProgressQuery):
+class TenantSwitchingWorkflow(ProgressWorkflow):
     """Moves the caller to another tenant of theirs (seed 002's steps).
 
     Steps: validate access (active membership in the target, then the auth service's check
@@ -377,109 +262,83 @@ class TenantSwitchingWorkflow(_ProgressQuery):
 
     @workflow.run
     async def run(self, input: TenantSwitchingInput) -> TenantSwitchingResult:
-        caller = _caller(input.from_tenant_id)
-        if input.user_id != caller.user_id:
-            raise ApplicationError(
-                "user not found", type=ErrorKind.TENANT_ISOLATION.value, non_retryable=True
-            )
+        context = caller(input.from_tenant_id)
+        if input.user_id != context.user_id:
+            raise final(ErrorKind.TENANT_ISOLATION, "user not found")
         operation_id = workflow.info().workflow_id
-        call = _Calls(input.activity_timeout_seconds)
-        saga = Saga(self._progress)
+        steps = Steps(self._progress, forward=FORWARD.with_timeout(input.activity_timeout_seconds))
+        undo = COMPENSATION.with_timeout(input.activity_timeout_seconds)
         self._progress.record(EventKind.STARTED, message=f"switching to {input.to_tenant_id}")
         try:
+            # The checks are reads, retried like the forward steps (as they always were).
 
             async def validate_access() -> SwitchAccess:
-                access = await call(
-                    TenantTask.CHECK_SWITCH_ACCESS,
+                access = await steps.read(
+                    TenantActivities.CHECK_SWITCH_ACCESS,
                     SwitchAccessInput(tenant_id=input.to_tenant_id),
-                    SwitchAccess,
+                    options=steps.forward,
                 )
-                await call(
-                    AuthActivity.VALIDATE_CREDENTIALS,
+                await steps.read(
+                    AuthActivities.VALIDATE_CREDENTIALS,
                     ValidateCredentialsInput(tenant_id=input.to_tenant_id),
-                    CredentialsCheck,
-                    queue=TaskQueue.AUTH,
+                    options=steps.forward,
                 )
                 return access
 
-            access = await saga.step("validate_access", validate_access)
+            access = await steps.step("validate_access", validate_access)
             target = RequestContext(
-                user_id=caller.user_id,
+                user_id=context.user_id,
                 tenant_id=input.to_tenant_id,
                 roles=tuple(access.roles),
-                correlation_id=caller.correlation_id,
+                correlation_id=context.correlation_id,
             )
-            await saga.step(
+            await steps.step(
                 "capture_session",
-                lambda: call(
-                    AuthActivity.VALIDATE_CREDENTIALS,
+                lambda: steps.read(
+                    AuthActivities.VALIDATE_CREDENTIALS,
                     ValidateCredentialsInput(session_id=input.current_session_id),
-                    CredentialsCheck,
-                    queue=TaskQueue.AUTH,
+                    options=steps.forward,
                 ),
             )
             switch = SetCurrentTenantInput(tenant_id=input.to_tenant_id, operation_id=operation_id)
-            await saga.step(
+            await steps.step(
                 "update_current_tenant",
-                lambda: call(TenantTask.SET_CURRENT_TENANT, switch, CurrentTenantSet),
-                _compensation(
-                    lambda: call(
-                        TenantTask.RESTORE_CURRENT_TENANT, switch, Changed, compensation=True
-                    )
-                ),
+                lambda: steps.call(TenantActivities.SET_CURRENT_TENANT, switch),
+                lambda _: steps.undo(TenantActivities.RESTORE_CURRENT_TENANT, switch, options=undo),
             )
             new_session = SessionInput(session_id=str(workflow.uuid4()))
-            session = await saga.step(
+            session = await steps.step(
                 "create_session",
-                lambda: call(
-                    AuthActivity.CREATE_SESSION,
+                lambda: steps.call(
+                    AuthActivities.CREATE_SESSION,
                     CreateSessionInput(
                         session_id=new_session.session_id, tenant_id=input.to_tenant_id
                     ),
-                    CreatedSession,
-                    queue=TaskQueue.AUTH,
                 ),
-                _compensation(
-                    lambda: call(
-                        AuthActivity.ROLLBACK_SESSION_CREATION,
-                        new_session,
-                        SessionChange,
-                        queue=TaskQueue.AUTH,
-                        compensation=True,
-                    )
+                lambda _: steps.undo(
+                    AuthActivities.ROLLBACK_SESSION_CREATION, new_session, options=undo
                 ),
             )
-            data = await saga.step(
+            data = await steps.step(
                 "load_tenant_data",
-                lambda: call(
-                    TenantTask.LOAD_TENANT_DATA,
+                lambda: steps.read(
+                    TenantActivities.LOAD_TENANT_DATA,
                     LoadTenantDataInput(tenant_id=input.to_tenant_id),
-                    TenantData,
                     context=target,
+                    options=steps.forward,
                 ),
             )
             old_session = SessionInput(session_id=input.current_session_id)
-            await saga.step(
+            await steps.step(
                 "invalidate_old_session",
-                lambda: call(
-                    AuthActivity.INVALIDATE_SESSION,
-                    old_session,
-                    SessionChange,
-                    queue=TaskQueue.AUTH,
-                ),
-                _compensation(
-                    lambda: call(
-                        AuthActivity.RESTORE_PREVIOUS_SESSION,
-                        old_session,
-                        SessionChange,
-                        queue=TaskQueue.AUTH,
-                        compensation=True,
-                    )
+                lambda: steps.call(AuthActivities.INVALIDATE_SESSION, old_session),
+                lambda _: steps.undo(
+                    AuthActivities.RESTORE_PREVIOUS_SESSION, old_session, options=undo
                 ),
             )
         except (asyncio.CancelledError, FailureError) as error:
-            await saga.compensate()
-            raise saga.failure(error) from error
+            await steps.compensate()
+            raise steps.failure(error) from error
         return TenantSwitchingResult(
             tenant=data,
             roles=session.roles,
@@ -493,7 +352,7 @@ class TenantSwitchingWorkflow(_ProgressQuery):
 
 # Auto-upgrade: done in seconds; a new build replays it (tests/replay).
 @workflow.defn(name=WorkflowType.TENANT_UPGRADE.value, versioning_behavior=AUTO_UPGRADE)
-class TenantUpgradeWorkflow(_ProgressQuery):
+class TenantUpgradeWorkflow(ProgressWorkflow):
     """Changes the plan of the caller's tenant (owner only).
 
     Steps: price the change, create the invoice, charge it, apply the plan and its quotas.
@@ -506,25 +365,26 @@ class TenantUpgradeWorkflow(_ProgressQuery):
 
     @workflow.run
     async def run(self, input: TenantUpgradeInput) -> TenantUpgradeResult:
-        caller = _caller(input.tenant_id)
-        _require(caller, frozenset({"owner"}), "change the plan")
+        context = caller(input.tenant_id)
+        require_roles(context, {"owner"}, "change the plan")
         operation_id = workflow.info().workflow_id
-        call = _Calls(input.activity_timeout_seconds)
-        saga = Saga(self._progress)
+        steps = Steps(self._progress, forward=FORWARD.with_timeout(input.activity_timeout_seconds))
+        undo = COMPENSATION.with_timeout(input.activity_timeout_seconds)
         self._progress.record(EventKind.STARTED, message=f"changing the plan to {input.plan}")
         try:
-            plan = await saga.step(
+            plan = await steps.step(
                 "prepare_upgrade",
-                lambda: call(
-                    TenantTask.PREPARE_UPGRADE,
+                # Pricing is a read, retried like the forward steps (as it always was).
+                lambda: steps.read(
+                    TenantActivities.PREPARE_UPGRADE,
                     PrepareUpgradeInput(tenant_id=input.tenant_id, plan=input.plan),
-                    UpgradePlan,
+                    options=steps.forward,
                 ),
             )
-            invoice = await saga.step(
+            invoice = await steps.step(
                 "create_invoice",
-                lambda: call(
-                    TenantTask.CREATE_INVOICE,
+                lambda: steps.call(
+                    TenantActivities.CREATE_INVOICE,
                     CreateInvoiceInput(
                         tenant_id=input.tenant_id,
                         operation_id=operation_id,
@@ -532,62 +392,50 @@ class TenantUpgradeWorkflow(_ProgressQuery):
                         previous_plan=plan.current_plan,
                         amount_cents=plan.amount_cents,
                     ),
-                    Invoice,
                 ),
-                _compensation(
-                    lambda: call(
-                        TenantTask.DELETE_INVOICE,
-                        InvoiceInput(tenant_id=input.tenant_id, invoice_id=invoice.id),
-                        Changed,
-                        compensation=True,
-                    )
+                lambda created: steps.undo(
+                    TenantActivities.DELETE_INVOICE,
+                    InvoiceInput(tenant_id=input.tenant_id, invoice_id=created.id),
+                    options=undo,
                 ),
             )
-            charged = await saga.step(
+            charged = await steps.step(
                 "charge",
-                lambda: call(
-                    TenantTask.CHARGE_INVOICE,
+                lambda: steps.call(
+                    TenantActivities.CHARGE_INVOICE,
                     InvoiceInput(tenant_id=input.tenant_id, invoice_id=invoice.id),
-                    Invoice,
                 ),
-                _compensation(
-                    lambda: call(
-                        TenantTask.REFUND_INVOICE,
-                        InvoiceInput(tenant_id=input.tenant_id, invoice_id=invoice.id),
-                        Changed,
-                        compensation=True,
-                    )
+                lambda paid: steps.undo(
+                    TenantActivities.REFUND_INVOICE,
+                    InvoiceInput(tenant_id=input.tenant_id, invoice_id=paid.id),
+                    options=undo,
                 ),
             )
-            await saga.step(
+            await steps.step(
                 "apply_plan",
-                lambda: call(
-                    TenantTask.APPLY_PLAN,
+                lambda: steps.call(
+                    TenantActivities.APPLY_PLAN,
                     ApplyPlanInput(
                         tenant_id=input.tenant_id,
                         operation_id=operation_id,
                         plan=plan.plan,
                         quotas=plan.quotas,
                     ),
-                    Tenant,
                 ),
-                _compensation(
-                    lambda: call(
-                        TenantTask.RESTORE_PLAN,
-                        RestorePlanInput(
-                            tenant_id=input.tenant_id,
-                            operation_id=operation_id,
-                            plan=plan.current_plan,
-                            quotas=plan.previous_quotas,
-                        ),
-                        Changed,
-                        compensation=True,
-                    )
+                lambda _: steps.undo(
+                    TenantActivities.RESTORE_PLAN,
+                    RestorePlanInput(
+                        tenant_id=input.tenant_id,
+                        operation_id=operation_id,
+                        plan=plan.current_plan,
+                        quotas=plan.previous_quotas,
+                    ),
+                    options=undo,
                 ),
             )
         except (asyncio.CancelledError, FailureError) as error:
-            await saga.compensate()
-            raise saga.failure(error) from error
+            await steps.compensate()
+            raise steps.failure(error) from error
         return TenantUpgradeResult(
             tenant_id=input.tenant_id,
             previous_plan=plan.current_plan,
@@ -602,7 +450,7 @@ class TenantUpgradeWorkflow(_ProgressQuery):
 
 # Pinned: suspended for months; it ends on the build it began on.
 @workflow.defn(name=WorkflowType.TENANT_SUSPENSION.value, versioning_behavior=PINNED)
-class TenantSuspensionWorkflow(_ProgressQuery):
+class TenantSuspensionWorkflow(ProgressWorkflow):
     """Suspends the caller's tenant (owner only), reversibly: data is kept.
 
     Steps: mark the tenant suspended, then for every active member end their sessions in
@@ -630,73 +478,74 @@ class TenantSuspensionWorkflow(_ProgressQuery):
 
     @workflow.run
     async def run(self, input: TenantSuspensionInput) -> TenantSuspensionResult:
-        caller = _caller(input.tenant_id)
-        _require(caller, frozenset({"owner"}), "suspend the tenant")
+        context = caller(input.tenant_id)
+        require_roles(context, {"owner"}, "suspend the tenant")
         operation_id = workflow.info().workflow_id
-        call = _Calls(input.activity_timeout_seconds)
-        saga = Saga(self._progress)
+        steps = Steps(self._progress, forward=FORWARD.with_timeout(input.activity_timeout_seconds))
+        undo = COMPENSATION.with_timeout(input.activity_timeout_seconds)
         self._progress.record(EventKind.STARTED, message=f"suspending {input.tenant_id}")
         members: list[str] = []
         roles: dict[str, list[str]] = {}
 
-        def status(value: TenantStatus, compensation: bool = False) -> Awaitable[Changed]:
-            return call(
-                TenantTask.SET_TENANT_STATUS,
-                SetTenantStatusInput(
-                    tenant_id=input.tenant_id, status=value, operation_id=operation_id
-                ),
-                Changed,
-                compensation=compensation,
+        def status(value: TenantStatus) -> SetTenantStatusInput:
+            return SetTenantStatusInput(
+                tenant_id=input.tenant_id, status=value, operation_id=operation_id
             )
 
-        async def reactivate_grants(compensation: bool = False) -> None:
+        async def reactivate_grants(compensating: bool = False) -> None:
             for user_id in members:
-                await call(
-                    AuthActivity.GRANT_TENANT_ACCESS,
-                    GrantTenantAccessInput(
-                        user_id=user_id, tenant_id=input.tenant_id, roles=roles[user_id]
-                    ),
-                    TenantGrant,
-                    queue=TaskQueue.AUTH,
-                    compensation=compensation,
+                grant = GrantTenantAccessInput(
+                    user_id=user_id, tenant_id=input.tenant_id, roles=roles[user_id]
                 )
+                if compensating:
+                    await steps.undo(AuthActivities.GRANT_TENANT_ACCESS, grant, options=undo)
+                else:
+                    await steps.call(AuthActivities.GRANT_TENANT_ACCESS, grant)
 
         async def suspend_access() -> None:
-            listed = await call(
-                TenantTask.LIST_MEMBERS, ListMembersInput(tenant_id=input.tenant_id), MemberList
+            # A read, retried like the forward steps (as it always was).
+            listed = await steps.read(
+                TenantActivities.LIST_MEMBERS,
+                ListMembersInput(tenant_id=input.tenant_id),
+                options=steps.forward,
             )
+            # Patched: a suspended grant ends its sessions itself, so the grant is changed in
+            # place (it keeps its age, which orders the member's default tenant) instead of
+            # deleted and made anew. Runs from before replay with the delete.
+            in_place = workflow.patched(SUSPEND_IN_PLACE_PATCH)
             for member in listed.members:
                 if member.status is not MemberStatus.ACTIVE:
                     continue
                 members.append(member.user_id)
                 roles[member.user_id] = member.roles
-                await call(
-                    AuthActivity.REVOKE_TENANT_ACCESS,
-                    RevokeTenantAccessInput(user_id=member.user_id, tenant_id=input.tenant_id),
-                    TenantAccessRevoked,
-                    queue=TaskQueue.AUTH,
-                )
-                await call(
-                    AuthActivity.GRANT_TENANT_ACCESS,
+                if not in_place:
+                    await steps.call(
+                        AuthActivities.REVOKE_TENANT_ACCESS,
+                        RevokeTenantAccessInput(user_id=member.user_id, tenant_id=input.tenant_id),
+                    )
+                await steps.call(
+                    AuthActivities.GRANT_TENANT_ACCESS,
                     GrantTenantAccessInput(
                         user_id=member.user_id,
                         tenant_id=input.tenant_id,
                         roles=member.roles,
                         status=GrantStatus.SUSPENDED,
                     ),
-                    TenantGrant,
-                    queue=TaskQueue.AUTH,
                 )
 
         try:
-            await saga.step(
+            await steps.step(
                 "mark_suspended",
-                lambda: status(TenantStatus.SUSPENDED),
-                _compensation(lambda: status(TenantStatus.ACTIVE, compensation=True)),
+                lambda: steps.call(
+                    TenantActivities.SET_TENANT_STATUS, status(TenantStatus.SUSPENDED)
+                ),
+                lambda _: steps.undo(
+                    TenantActivities.SET_TENANT_STATUS, status(TenantStatus.ACTIVE), options=undo
+                ),
             )
             # Registered first: members handled before a failure get their grant back.
-            saga.add_compensation("suspend_access", lambda: reactivate_grants(True))
-            await saga.step("suspend_access", suspend_access)
+            steps.add_compensation("suspend_access", lambda: reactivate_grants(True))
+            await steps.step("suspend_access", suspend_access)
             self._progress.record(EventKind.MESSAGE, "suspended", "waiting for a resume request")
             timeout = (
                 timedelta(seconds=input.resume_after_seconds)
@@ -711,12 +560,12 @@ class TenantSuspensionWorkflow(_ProgressQuery):
 
             async def resume() -> None:
                 await reactivate_grants()
-                await status(TenantStatus.ACTIVE)
+                await steps.call(TenantActivities.SET_TENANT_STATUS, status(TenantStatus.ACTIVE))
 
-            await saga.step("resume", resume)
+            await steps.step("resume", resume)
         except (asyncio.CancelledError, FailureError) as error:
-            await saga.compensate()
-            raise saga.failure(error) from error
+            await steps.compensate()
+            raise steps.failure(error) from error
         return TenantSuspensionResult(
             tenant_id=input.tenant_id,
             outcome=outcome,
@@ -734,7 +583,7 @@ def _grant_status(status: MemberStatus) -> GrantStatus:
 
 # Auto-upgrade: done in seconds; a new build replays it.
 @workflow.defn(name=WorkflowType.TENANT_MEMBERSHIP_SYNC.value, versioning_behavior=AUTO_UPGRADE)
-class TenantMembershipSyncWorkflow(_ProgressQuery):
+class TenantMembershipSyncWorkflow(ProgressWorkflow):
     """A member added, given other roles, or removed, in the three stores that know it: the
     tenant's membership (the source of truth), the auth grant (what tokens carry) and the user
     service's membership projection (the directory).
@@ -752,45 +601,41 @@ class TenantMembershipSyncWorkflow(_ProgressQuery):
 
     @workflow.run
     async def run(self, input: TenantMembershipSyncInput) -> TenantMembershipSyncResult:
-        caller = _caller(input.tenant_id)
-        _require(caller, MANAGER_ROLES, "manage members")
+        context = caller(input.tenant_id)
+        require_roles(context, MANAGER_ROLES, "manage members")
         operation_id = workflow.info().workflow_id
-        call = _Calls(input.activity_timeout_seconds)
+        steps = Steps(self._progress, forward=FORWARD.with_timeout(input.activity_timeout_seconds))
+        undo = COMPENSATION.with_timeout(input.activity_timeout_seconds)
         tenant_id, user_id, change = input.tenant_id, input.user_id, input.change
         roles = list(dict.fromkeys(input.roles))
-        saga = Saga(self._progress)
         self._progress.record(EventKind.STARTED, message=f"{change.value} {user_id}")
         try:
 
             async def read() -> tuple[MemberState, MembershipState]:
-                tenant_state = await call(
-                    TenantTask.READ_MEMBERSHIP,
+                # Reads, retried like the forward steps (as they always were).
+                tenant_state = await steps.read(
+                    TenantActivities.READ_MEMBERSHIP,
                     ReadMembershipInput(tenant_id=tenant_id, user_id=user_id),
-                    MemberState,
+                    options=steps.forward,
                 )
-                user_state = await call(
-                    UserActivity.GET_MEMBERSHIP,
+                user_state = await steps.read(
+                    UserActivities.GET_MEMBERSHIP,
                     GetMembershipInput(user_id=user_id, tenant_id=tenant_id),
-                    MembershipState,
-                    queue=TaskQueue.USER,
+                    options=steps.forward,
                 )
                 return tenant_state, user_state
 
-            tenant_state, user_state = await saga.step("read_membership", read)
+            tenant_state, user_state = await steps.step("read_membership", read)
             previous = tenant_state.member
             if change is MembershipChange.ADD and previous is not None:
-                raise ApplicationError(
-                    "already a member", type=ErrorKind.CONFLICT.value, non_retryable=True
-                )
+                raise final(ErrorKind.CONFLICT, "already a member")
             if change is not MembershipChange.ADD and previous is None:
-                raise ApplicationError(
-                    "member not found", type=ErrorKind.NOT_FOUND.value, non_retryable=True
-                )
+                raise final(ErrorKind.NOT_FOUND, "member not found")
 
-            changed = await saga.step(
+            changed = await steps.step(
                 "change_membership",
-                lambda: call(
-                    TenantTask.CHANGE_MEMBERSHIP,
+                lambda: steps.call(
+                    TenantActivities.CHANGE_MEMBERSHIP,
                     ChangeMembershipInput(
                         tenant_id=tenant_id,
                         user_id=user_id,
@@ -798,111 +643,93 @@ class TenantMembershipSyncWorkflow(_ProgressQuery):
                         roles=roles,
                         operation_id=operation_id,
                     ),
-                    MembershipChanged,
                 ),
-                _compensation(
-                    lambda: call(
-                        TenantTask.RESTORE_MEMBERSHIP,
-                        RestoreMembershipInput(
-                            tenant_id=tenant_id,
-                            user_id=user_id,
-                            operation_id=operation_id,
-                            previous=previous,
-                        ),
-                        Changed,
-                        compensation=True,
-                    )
+                lambda _: steps.undo(
+                    TenantActivities.RESTORE_MEMBERSHIP,
+                    RestoreMembershipInput(
+                        tenant_id=tenant_id,
+                        user_id=user_id,
+                        operation_id=operation_id,
+                        previous=previous,
+                    ),
+                    options=undo,
                 ),
             )
 
-            async def grant_back() -> None:
+            async def grant_back(_: TenantGrant) -> None:
                 # The grant as the membership before the change implies (none: no grant).
                 if previous is None:
-                    await call(
-                        AuthActivity.REVOKE_TENANT_ACCESS,
+                    await steps.undo(
+                        AuthActivities.REVOKE_TENANT_ACCESS,
                         RevokeTenantAccessInput(
                             user_id=user_id, tenant_id=tenant_id, revoke_sessions=False
                         ),
-                        TenantAccessRevoked,
-                        queue=TaskQueue.AUTH,
-                        compensation=True,
+                        options=undo,
                     )
                     return
-                await call(
-                    AuthActivity.GRANT_TENANT_ACCESS,
+                await steps.undo(
+                    AuthActivities.GRANT_TENANT_ACCESS,
                     GrantTenantAccessInput(
                         user_id=user_id,
                         tenant_id=tenant_id,
                         roles=previous.roles,
                         status=_grant_status(previous.status),
                     ),
-                    TenantGrant,
-                    queue=TaskQueue.AUTH,
-                    compensation=True,
+                    options=undo,
                 )
 
-            async def projection_back() -> None:
-                await call(
-                    UserActivity.RESET_MEMBERSHIP,
+            async def projection_back(_: object) -> None:
+                await steps.undo(
+                    UserActivities.RESET_MEMBERSHIP,
                     ResetMembershipInput(
                         user_id=user_id, tenant_id=tenant_id, previous=user_state.membership
                     ),
-                    MembershipsChanged,
-                    queue=TaskQueue.USER,
-                    compensation=True,
+                    options=undo,
                 )
 
             if change is MembershipChange.REMOVE:
-                await saga.step(
+                await steps.step(
                     "sync_user_projection",
-                    lambda: call(
-                        UserActivity.REMOVE_MEMBERSHIP,
+                    lambda: steps.call(
+                        UserActivities.REMOVE_MEMBERSHIP,
                         RemoveMembershipInput(user_id=user_id, tenant_id=tenant_id),
-                        MembershipsChanged,
-                        queue=TaskQueue.USER,
                     ),
                     projection_back,
                 )
-                await saga.step(
+                await steps.step(
                     "revoke_access",
-                    lambda: call(
-                        AuthActivity.REVOKE_TENANT_ACCESS,
+                    lambda: steps.call(
+                        AuthActivities.REVOKE_TENANT_ACCESS,
                         RevokeTenantAccessInput(user_id=user_id, tenant_id=tenant_id),
-                        TenantAccessRevoked,
-                        queue=TaskQueue.AUTH,
                     ),
                 )
             else:
                 member = changed.member
                 status = MemberStatus.ACTIVE if member is None else member.status
-                await saga.step(
+                await steps.step(
                     "grant_access",
-                    lambda: call(
-                        AuthActivity.GRANT_TENANT_ACCESS,
+                    lambda: steps.call(
+                        AuthActivities.GRANT_TENANT_ACCESS,
                         GrantTenantAccessInput(
                             user_id=user_id,
                             tenant_id=tenant_id,
                             roles=roles,
                             status=_grant_status(status),
                         ),
-                        TenantGrant,
-                        queue=TaskQueue.AUTH,
                     ),
                     grant_back,
                 )
-                await saga.step(
+                await steps.step(
                     "sync_user_projection",
-                    lambda: call(
-                        UserActivity.UPSERT_MEMBERSHIP,
+                    lambda: steps.call(
+                        UserActivities.UPSERT_MEMBERSHIP,
                         UserMembershipInput(user_id=user_id, tenant_id=tenant_id, roles=roles),
-                        Membership,
-                        queue=TaskQueue.USER,
                     ),
                     projection_back,
                 )
         except (asyncio.CancelledError, FailureError) as error:
-            await saga.compensate()
-            raise saga.failure(error) from error
+            await steps.compensate()
+            raise steps.failure(error) from error
         return TenantMembershipSyncResult(
             tenant_id=tenant_id,
             user_id=user_id,
@@ -917,7 +744,7 @@ class TenantMembershipSyncWorkflow(_ProgressQuery):
 
 # Auto-upgrade: one read, milliseconds.
 @workflow.defn(name=WorkflowType.GET_TENANT_DATA.value, versioning_behavior=AUTO_UPGRADE)
-class GetTenantDataWorkflow(_ProgressQuery):
+class GetTenantDataWorkflow(ProgressWorkflow):
     """The caller's tenant: one local activity, no side effects."""
 
     def __init__(self) -> None:
@@ -925,24 +752,21 @@ class GetTenantDataWorkflow(_ProgressQuery):
 
     @workflow.run
     async def run(self, input: GetTenantDataInput) -> TenantData:
-        _caller(input.tenant_id)
-        saga = Saga(self._progress)
+        caller(input.tenant_id)
+        steps = Steps(self._progress)
         self._progress.record(EventKind.STARTED)
-
-        async def read() -> TenantData:
-            data: TenantData = await workflow.execute_local_activity(
-                TenantTask.LOAD_TENANT_DATA,
-                LoadTenantDataInput(tenant_id=input.tenant_id),
-                start_to_close_timeout=READ_TIMEOUT,
-                retry_policy=READ_RETRY,
-                result_type=TenantData,
-            )
-            return data
-
         try:
-            return await saga.step("load_tenant_data", read)
+            # A local activity: quick, in this service.
+            return await steps.step(
+                "load_tenant_data",
+                lambda: steps.read(
+                    TenantActivities.LOAD_TENANT_DATA,
+                    LoadTenantDataInput(tenant_id=input.tenant_id),
+                    local=True,
+                ),
+            )
         except FailureError as error:
-            raise saga.failure(error) from error
+            raise steps.failure(error) from error
 
 
 WORKFLOWS: list[type[Any]] = [

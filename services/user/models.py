@@ -6,9 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import zoneinfo
 from enum import StrEnum
-from functools import cache
 from typing import Annotated, Any
 
 from pydantic import (
@@ -16,7 +14,6 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
-    field_validator,
     model_validator,
 )
 
@@ -51,11 +48,6 @@ class MembershipRow(Membership):
 # Profile ----------------------------------------------------------------------------------
 
 
-@cache
-def _known_timezones() -> frozenset[str]:
-    return frozenset(zoneinfo.available_timezones())
-
-
 def _never_null(schema: dict[str, Any]) -> None:
     """Documents an optional field that may be left out but not sent as null."""
     documented = without_null(schema)
@@ -76,13 +68,6 @@ class ProfileUpdate(BaseModel):
     locale: Locale | None = Field(default=None, json_schema_extra=_never_null)
     timezone: Timezone | None = Field(default=None, json_schema_extra=_never_null)
     title: Title | None = None
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str | None) -> str | None:
-        if value is not None and value not in _known_timezones():
-            raise ValueError("unknown time zone")
-        return value
 
     @model_validator(mode="after")
     def _required_fields_not_null(self) -> ProfileUpdate:

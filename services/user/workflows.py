@@ -10,35 +10,29 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, VersioningBehavior
+from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import BaseModel
-
     from contracts.auth import (
-        AccountStatusChange,
-        AuthActivity,
-        AuthUser,
+        AuthActivities,
         GetUserInput,
-        RevokedSessions,
         RevokeUserSessionsInput,
         SetAccountStatusInput,
     )
     from contracts.auth import UserStatus as AuthUserStatus
     from contracts.context import RequestContext, current_context
     from contracts.errors import ErrorKind, error_kind
-    from contracts.names import QueryName, SignalName, TaskQueue, WorkflowType
-    from contracts.progress import EventKind, ProgressReport, ProgressRequest
+    from contracts.names import SignalName, WorkflowType
+    from contracts.progress import EventKind
     from contracts.user import (
         ADMIN_ROLES,
         AccountNotice,
         AccountNoticeInput,
         ActivityKind,
-        BulkItemApplied,
         BulkItemFailure,
         BulkItemInput,
         BulkUserOperationInput,
@@ -48,10 +42,6 @@ with workflow.unsafe.imports_passed_through():
         GetProfileInput,
         GetRecentActivityInput,
         GetUserProfileInput,
-        MembershipsChanged,
-        NoticeSent,
-        ProfileStatusChanged,
-        ProjectionsSynced,
         ReactivateProfileInput,
         RecentActivity,
         RecentActivityInput,
@@ -62,7 +52,7 @@ with workflow.unsafe.imports_passed_through():
         SuspendMembershipsInput,
         SyncProfileProjectionsInput,
         UpdateProfileInput,
-        UserActivity,
+        UserActivities,
         UserDeactivationInput,
         UserDeactivationResult,
         UserProfile,
@@ -70,89 +60,22 @@ with workflow.unsafe.imports_passed_through():
         UserProfileSyncResult,
     )
     from services.common.progress import ProgressLog
-    from services.common.retry import COMPENSATION_RETRY, DEFAULT_RETRY, NON_RETRYABLE
-    from services.common.saga import Saga, root_cause
+    from services.common.steps import (
+        FORWARD,
+        ProgressWorkflow,
+        Steps,
+        caller,
+        require_roles,
+        root_cause,
+    )
 
 # Worker Versioning behaviors (workflow_client/versioning.py, CONTRIBUTING.md).
 PINNED = VersioningBehavior.PINNED
 AUTO_UPGRADE = VersioningBehavior.AUTO_UPGRADE
 
-T = TypeVar("T")
-
 # user_deactivation deactivates the auth account (login refused) instead of only revoking
 # the sessions; histories from before take the old branch on replay.
 ACCOUNT_STATUS_PATCH = "user_deactivation.account_status"
-
-ACTIVITY_TIMEOUT = timedelta(seconds=30)
-# Read workflows answer BFF aggregations: a few quick attempts, then a clear failure.
-READ_TIMEOUT = timedelta(seconds=5)
-READ_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=100),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=1),
-    maximum_attempts=3,
-    non_retryable_error_types=NON_RETRYABLE,
-)
-
-
-async def _call(
-    name: str,
-    arg: BaseModel,
-    result_type: type[T],
-    *,
-    retry_policy: RetryPolicy = DEFAULT_RETRY,
-    task_queue: TaskQueue = TaskQueue.USER,
-    start_to_close: timedelta = ACTIVITY_TIMEOUT,
-) -> T:
-    result: T = await workflow.execute_activity(
-        name,
-        arg,
-        task_queue=task_queue.value,
-        start_to_close_timeout=start_to_close,
-        retry_policy=retry_policy,
-        result_type=result_type,
-    )
-    return result
-
-
-async def _read(name: str, arg: BaseModel, result_type: type[T]) -> T:
-    """A read as a local activity: no extra task-queue round trip, nothing in other queues."""
-    result: T = await workflow.execute_local_activity(
-        name,
-        arg,
-        start_to_close_timeout=READ_TIMEOUT,
-        retry_policy=READ_RETRY,
-        result_type=result_type,
-    )
-    return result
-
-
-def _caller(tenant_id: str | None = None) -> RequestContext:
-    """The identity the workflow was started with; a tenant named in the input must be the
-    caller's (an ApplicationError, never a ServiceError: those would fail the task, not the
-    workflow)."""
-    context = current_context()
-    if context is None:
-        raise ApplicationError(
-            "no caller identity", type=ErrorKind.AUTHENTICATION.value, non_retryable=True
-        )
-    if tenant_id is not None and tenant_id != context.tenant_id:
-        workflow.logger.warning(
-            "security.tenant_isolation_violation: workflow input names another tenant"
-        )
-        raise ApplicationError(
-            "not found", type=ErrorKind.TENANT_ISOLATION.value, non_retryable=True
-        )
-    return context
-
-
-def _require_admin(context: RequestContext, what: str) -> None:
-    if not ADMIN_ROLES.intersection(context.roles):
-        raise ApplicationError(
-            f"only tenant admins can {what}",
-            type=ErrorKind.AUTHORIZATION.value,
-            non_retryable=True,
-        )
 
 
 def _safe_reason(error: BaseException) -> str:
@@ -168,10 +91,15 @@ def _safe_reason(error: BaseException) -> str:
 
 
 def _record(
-    context: RequestContext, entry_id: str, user_id: str, kind: ActivityKind, summary: str
+    steps: Steps,
+    context: RequestContext,
+    entry_id: str,
+    user_id: str,
+    kind: ActivityKind,
+    summary: str,
 ) -> Awaitable[bool]:
-    return _call(
-        UserActivity.RECORD_ACTIVITY,
+    return steps.call(
+        UserActivities.RECORD_ACTIVITY,
         RecordActivityInput(
             entry_id=entry_id,
             tenant_id=context.tenant_id,
@@ -179,7 +107,6 @@ def _record(
             kind=kind,
             summary=summary,
         ),
-        bool,
     )
 
 
@@ -188,7 +115,7 @@ def _record(
 
 # Auto-upgrade: done in seconds; a new build replays it (tests/replay).
 @workflow.defn(name=WorkflowType.USER_PROFILE_SYNC.value, versioning_behavior=AUTO_UPGRADE)
-class UserProfileSyncWorkflow:
+class UserProfileSyncWorkflow(ProgressWorkflow):
     """Changes a profile and propagates it to the projections that show it.
 
     Steps: load the profile (its version), update it (only at that version), sync the
@@ -200,85 +127,80 @@ class UserProfileSyncWorkflow:
     def __init__(self) -> None:
         self._progress = ProgressLog(total=4)
 
-    @workflow.query(name=QueryName.PROGRESS.value)
-    def progress(self, request: ProgressRequest) -> ProgressReport:
-        return self._progress.report(request)
-
     @workflow.run
     async def run(self, input: UserProfileSyncInput) -> UserProfileSyncResult:
-        context = _caller()
+        context = caller()
         operation_id = workflow.info().workflow_id
-        saga = Saga(self._progress)
+        steps = Steps(self._progress)
         self._progress.record(EventKind.STARTED)
         changed = input.changes.changed_fields()
         try:
-            current = await saga.step(
+            current = await steps.step(
                 "load_profile",
-                lambda: _call(
-                    UserActivity.GET_PROFILE, GetProfileInput(user_id=input.user_id), UserProfile
+                lambda: steps.read(
+                    UserActivities.GET_PROFILE,
+                    GetProfileInput(user_id=input.user_id),
+                    options=FORWARD,
                 ),
             )
             previous = current.values()
 
-            async def undo_update() -> None:
-                restored = await _call(
-                    UserActivity.RESTORE_PROFILE,
+            async def undo_update(_: UserProfile) -> None:
+                restored = await steps.undo(
+                    UserActivities.RESTORE_PROFILE,
                     RestoreProfileInput(
                         user_id=input.user_id, operation_id=operation_id, values=previous
                     ),
-                    UserProfile,
-                    retry_policy=COMPENSATION_RETRY,
                 )
-                await _call(
-                    UserActivity.SYNC_PROFILE_PROJECTIONS,
+                await steps.undo(
+                    UserActivities.SYNC_PROFILE_PROJECTIONS,
                     SyncProfileProjectionsInput(
                         user_id=input.user_id,
                         email=restored.email,
                         display_name=restored.display_name,
                     ),
-                    ProjectionsSynced,
-                    retry_policy=COMPENSATION_RETRY,
                 )
 
-            updated = await saga.step(
+            updated = await steps.step(
                 "update_profile",
-                lambda: _call(
-                    UserActivity.UPDATE_PROFILE,
+                lambda: steps.call(
+                    UserActivities.UPDATE_PROFILE,
                     UpdateProfileInput(
                         user_id=input.user_id,
                         changes=input.changes,
                         operation_id=operation_id,
                         expected_version=current.version,
                     ),
-                    UserProfile,
                 ),
                 undo_update,
             )
-            synced = await saga.step(
+            synced = await steps.step(
                 "sync_projections",
-                lambda: _call(
-                    UserActivity.SYNC_PROFILE_PROJECTIONS,
+                lambda: steps.call(
+                    UserActivities.SYNC_PROFILE_PROJECTIONS,
                     SyncProfileProjectionsInput(
                         user_id=input.user_id,
                         email=updated.email,
                         display_name=updated.display_name,
                     ),
-                    ProjectionsSynced,
                 ),
             )
-            await saga.step(
+            await steps.step(
                 "record_activity",
                 lambda: _record(
+                    steps,
                     context,
                     f"{operation_id}:profile",
                     input.user_id,
                     ActivityKind.PROFILE_UPDATED,
                     f"profile updated: {', '.join(changed)}",
                 ),
+                # Logged: the change happened, whatever comes after.
+                pivot=True,
             )
         except (asyncio.CancelledError, FailureError) as error:
-            await saga.compensate()
-            raise saga.failure(error) from error
+            await steps.compensate()
+            raise steps.failure(error) from error
         return UserProfileSyncResult(
             profile=updated, changed=changed, synced_tenants=synced.tenant_ids
         )
@@ -289,7 +211,7 @@ class UserProfileSyncWorkflow:
 
 # Pinned: its grace period lasts days; it ends on the build it began on.
 @workflow.defn(name=WorkflowType.USER_DEACTIVATION.value, versioning_behavior=PINNED)
-class UserDeactivationWorkflow:
+class UserDeactivationWorkflow(ProgressWorkflow):
     """Deactivates a user, reversibly for a grace period.
 
     Steps: mark the profile deactivated, suspend every membership, deactivate the account
@@ -306,10 +228,6 @@ class UserDeactivationWorkflow:
         self._tenant_id = input.tenant_id
         self._progress = ProgressLog(total=6)
         self._restore: RestoreUserSignal | None = None
-
-    @workflow.query(name=QueryName.PROGRESS.value)
-    def progress(self, request: ProgressRequest) -> ProgressReport:
-        return self._progress.report(request)
 
     @workflow.signal(name=SignalName.RESTORE_USER.value)
     def restore(self, signal: RestoreUserSignal) -> None:
@@ -328,78 +246,85 @@ class UserDeactivationWorkflow:
 
     @workflow.run
     async def run(self, input: UserDeactivationInput) -> UserDeactivationResult:
-        context = _caller(input.tenant_id)
-        _require_admin(context, "deactivate users")
+        context = caller(input.tenant_id)
+        require_roles(context, ADMIN_ROLES, "deactivate users")
         operation_id = workflow.info().workflow_id
         user_id = input.user_id
         restore_deadline = workflow.now() + timedelta(seconds=input.grace_period_seconds)
-        saga = Saga(self._progress)
+        steps = Steps(self._progress)
         self._progress.record(EventKind.STARTED)
+
+        def reactivate_profile() -> ReactivateProfileInput:
+            return ReactivateProfileInput(user_id=user_id, operation_id=operation_id)
+
+        def restore_memberships() -> RestoreMembershipsInput:
+            return RestoreMembershipsInput(user_id=user_id, operation_key=operation_id)
+
+        def activate_account() -> SetAccountStatusInput:
+            return SetAccountStatusInput(user_id=user_id, status=AuthUserStatus.ACTIVE)
+
+        async def reactivate_account(owns_account: bool) -> None:
+            # Only an account this workflow deactivated: someone else's deactivation stays.
+            if owns_account:
+                await steps.undo(AuthActivities.SET_ACCOUNT_STATUS, activate_account())
+
         try:
-            await saga.step(
+            await steps.step(
                 "deactivate_profile",
-                lambda: _call(
-                    UserActivity.DEACTIVATE_PROFILE,
+                lambda: steps.call(
+                    UserActivities.DEACTIVATE_PROFILE,
                     DeactivateProfileInput(
                         user_id=user_id,
                         operation_id=operation_id,
                         restore_deadline=restore_deadline,
                     ),
-                    ProfileStatusChanged,
                 ),
-                lambda: self._reactivate(user_id, operation_id, COMPENSATION_RETRY),
+                lambda _: steps.undo(UserActivities.REACTIVATE_PROFILE, reactivate_profile()),
             )
-            suspended = await saga.step(
+            suspended = await steps.step(
                 "suspend_memberships",
-                lambda: _call(
-                    UserActivity.SUSPEND_MEMBERSHIPS,
+                lambda: steps.call(
+                    UserActivities.SUSPEND_MEMBERSHIPS,
                     SuspendMembershipsInput(
                         user_id=user_id, operation_key=operation_id, all_tenants=True
                     ),
-                    MembershipsChanged,
                 ),
-                lambda: self._restore_memberships(user_id, operation_id, COMPENSATION_RETRY),
+                lambda _: steps.undo(UserActivities.RESTORE_MEMBERSHIPS, restore_memberships()),
             )
             owns_account = False
             if workflow.patched(ACCOUNT_STATUS_PATCH):
-                owns_account = await saga.step(
-                    "deactivate_account", lambda: self._deactivate_account(user_id)
+                # The compensation is the step's: registered even when the step completes
+                # after a cancel.
+                owns_account = await steps.step(
+                    "deactivate_account",
+                    lambda: self._deactivate_account(steps, user_id),
+                    reactivate_account,
                 )
-                if owns_account:
-                    saga.add_compensation(
-                        "deactivate_account",
-                        lambda: self._set_account_status(
-                            user_id, AuthUserStatus.ACTIVE, COMPENSATION_RETRY
-                        ),
-                    )
             else:
                 # Histories recorded before the account step: replayed as they ran.
-                await saga.step(
+                await steps.step(
                     "revoke_sessions",
-                    lambda: workflow.execute_activity(
-                        AuthActivity.REVOKE_USER_SESSIONS,
+                    lambda: steps.call(
+                        AuthActivities.REVOKE_USER_SESSIONS,
                         RevokeUserSessionsInput(user_id=user_id, reason="deactivated"),
-                        task_queue=TaskQueue.AUTH.value,
-                        start_to_close_timeout=ACTIVITY_TIMEOUT,
-                        retry_policy=DEFAULT_RETRY,
                     ),
                 )
-            await saga.step(
+            await steps.step(
                 "notify_user",
-                lambda: _call(
-                    UserActivity.SEND_ACCOUNT_NOTICE,
+                lambda: steps.call(
+                    UserActivities.SEND_ACCOUNT_NOTICE,
                     AccountNoticeInput(
                         user_id=user_id,
                         notice=AccountNotice.DEACTIVATED,
                         idempotency_key=f"{operation_id}:deactivated",
                         restore_deadline=restore_deadline,
                     ),
-                    NoticeSent,
                 ),
             )
-            await saga.step(
+            await steps.step(
                 "record_activity",
                 lambda: _record(
+                    steps,
                     context,
                     f"{operation_id}:deactivated",
                     user_id,
@@ -422,11 +347,12 @@ class UserDeactivationWorkflow:
                 )
             except TimeoutError:
                 # Final: nothing to undo any more if the workflow is cancelled now.
-                saga = Saga(self._progress)
+                steps = Steps(self._progress)
                 self._progress.set_total(self._progress.progress.completed + 1)
-                await saga.step(
+                await steps.step(
                     "finalize",
                     lambda: _record(
+                        steps,
                         context,
                         f"{operation_id}:finalized",
                         user_id,
@@ -444,34 +370,34 @@ class UserDeactivationWorkflow:
             # a cancel in the middle of it still completes the restore.
             self._progress.set_total(self._progress.progress.completed + 4 + int(owns_account))
             if owns_account:
-                await saga.step(
+                await steps.step(
                     "reactivate_account",
-                    lambda: self._set_account_status(user_id, AuthUserStatus.ACTIVE, DEFAULT_RETRY),
+                    lambda: steps.call(AuthActivities.SET_ACCOUNT_STATUS, activate_account()),
                 )
-            await saga.step(
+            await steps.step(
                 "reactivate_profile",
-                lambda: self._reactivate(user_id, operation_id, DEFAULT_RETRY),
+                lambda: steps.call(UserActivities.REACTIVATE_PROFILE, reactivate_profile()),
             )
-            await saga.step(
+            await steps.step(
                 "restore_memberships",
-                lambda: self._restore_memberships(user_id, operation_id, DEFAULT_RETRY),
+                lambda: steps.call(UserActivities.RESTORE_MEMBERSHIPS, restore_memberships()),
             )
-            await saga.step(
+            await steps.step(
                 "notify_restored",
-                lambda: _call(
-                    UserActivity.SEND_ACCOUNT_NOTICE,
+                lambda: steps.call(
+                    UserActivities.SEND_ACCOUNT_NOTICE,
                     AccountNoticeInput(
                         user_id=user_id,
                         notice=AccountNotice.RESTORED,
                         idempotency_key=f"{operation_id}:restored",
                     ),
-                    NoticeSent,
                 ),
             )
             restored_by = self._restore.requested_by if self._restore else None
-            await saga.step(
+            await steps.step(
                 "record_restored",
                 lambda: _record(
+                    steps,
                     context,
                     f"{operation_id}:restored",
                     user_id,
@@ -480,8 +406,8 @@ class UserDeactivationWorkflow:
                 ),
             )
         except (asyncio.CancelledError, FailureError) as error:
-            await saga.compensate()
-            raise saga.failure(error) from error
+            await steps.compensate()
+            raise steps.failure(error) from error
         return UserDeactivationResult(
             user_id=user_id,
             outcome=DeactivationOutcome.RESTORED,
@@ -491,61 +417,26 @@ class UserDeactivationWorkflow:
         )
 
     @staticmethod
-    def _reactivate(
-        user_id: str, operation_id: str, retry_policy: RetryPolicy
-    ) -> Awaitable[ProfileStatusChanged]:
-        return _call(
-            UserActivity.REACTIVATE_PROFILE,
-            ReactivateProfileInput(user_id=user_id, operation_id=operation_id),
-            ProfileStatusChanged,
-            retry_policy=retry_policy,
-        )
-
-    @classmethod
-    async def _deactivate_account(cls, user_id: str) -> bool:
+    async def _deactivate_account(steps: Steps, user_id: str) -> bool:
         """Login refused from now on (set_account_status also ends every session). True if
         this workflow deactivated the account, so restore and compensation reactivate it; an
         account deactivated by someone else stays so, and one not activated yet (pending,
         invited) only loses its sessions."""
-        account = await _call(
-            AuthActivity.GET_USER,
-            GetUserInput(user_id=user_id),
-            AuthUser,
-            task_queue=TaskQueue.AUTH,
+        # A read, then one forward call whichever the branch: safe under a cancel.
+        account = await steps.read(
+            AuthActivities.GET_USER, GetUserInput(user_id=user_id), options=FORWARD
         )
         if account.status in (AuthUserStatus.ACTIVE, AuthUserStatus.DEACTIVATED):
-            await cls._set_account_status(user_id, AuthUserStatus.DEACTIVATED, DEFAULT_RETRY)
+            await steps.call(
+                AuthActivities.SET_ACCOUNT_STATUS,
+                SetAccountStatusInput(user_id=user_id, status=AuthUserStatus.DEACTIVATED),
+            )
             return account.status is AuthUserStatus.ACTIVE
-        await _call(
-            AuthActivity.REVOKE_USER_SESSIONS,
+        await steps.call(
+            AuthActivities.REVOKE_USER_SESSIONS,
             RevokeUserSessionsInput(user_id=user_id, reason="deactivated"),
-            RevokedSessions,
-            task_queue=TaskQueue.AUTH,
         )
         return False
-
-    @staticmethod
-    def _set_account_status(
-        user_id: str, status: AuthUserStatus, retry_policy: RetryPolicy
-    ) -> Awaitable[AccountStatusChange]:
-        return _call(
-            AuthActivity.SET_ACCOUNT_STATUS,
-            SetAccountStatusInput(user_id=user_id, status=status),
-            AccountStatusChange,
-            retry_policy=retry_policy,
-            task_queue=TaskQueue.AUTH,
-        )
-
-    @staticmethod
-    def _restore_memberships(
-        user_id: str, operation_id: str, retry_policy: RetryPolicy
-    ) -> Awaitable[MembershipsChanged]:
-        return _call(
-            UserActivity.RESTORE_MEMBERSHIPS,
-            RestoreMembershipsInput(user_id=user_id, operation_key=operation_id),
-            MembershipsChanged,
-            retry_policy=retry_policy,
-        )
 
 
 # Bulk operations --------------------------------------------------------------------------
@@ -553,7 +444,7 @@ class UserDeactivationWorkflow:
 
 # Auto-upgrade: minutes at most; a new build replays it (tests/replay).
 @workflow.defn(name=WorkflowType.BULK_USER_OPERATION.value, versioning_behavior=AUTO_UPGRADE)
-class BulkUserOperationWorkflow:
+class BulkUserOperationWorkflow(ProgressWorkflow):
     """Applies one action to many users of the caller's tenant, ``batch_size`` at a time.
 
     Every item is an idempotent activity keyed by (workflow id, user id), so a worker lost
@@ -568,23 +459,23 @@ class BulkUserOperationWorkflow:
         self._succeeded: list[str] = []
         self._failed: list[BulkItemFailure] = []
 
-    @workflow.query(name=QueryName.PROGRESS.value)
-    def progress(self, request: ProgressRequest) -> ProgressReport:
-        return self._progress.report(request)
-
     @workflow.run
     async def run(self, input: BulkUserOperationInput) -> BulkUserOperationResult:
-        context = _caller(input.tenant_id)
-        _require_admin(context, "run bulk operations")
+        context = caller(input.tenant_id)
+        require_roles(context, ADMIN_ROLES, "run bulk operations")
         operation_id = workflow.info().workflow_id
         total = len(input.user_ids)
+        # Items report their own progress events; Steps only runs their activities.
+        steps = Steps(self._progress)
         self._progress.set_total(total)
         self._progress.record(
             EventKind.STARTED, message=f"{input.action.value} for {total} users", total=total
         )
         for start in range(0, total, input.batch_size):
             batch = input.user_ids[start : start + input.batch_size]
-            await asyncio.gather(*(self._item(operation_id, input, user_id) for user_id in batch))
+            await asyncio.gather(
+                *(self._item(steps, operation_id, input, user_id) for user_id in batch)
+            )
         self._progress.record(
             EventKind.MESSAGE,
             "done",
@@ -602,10 +493,12 @@ class BulkUserOperationWorkflow:
             failed=[failed[user_id] for user_id in input.user_ids if user_id in failed],
         )
 
-    async def _item(self, operation_id: str, input: BulkUserOperationInput, user_id: str) -> None:
+    async def _item(
+        self, steps: Steps, operation_id: str, input: BulkUserOperationInput, user_id: str
+    ) -> None:
         try:
-            await _call(
-                UserActivity.APPLY_BULK_ITEM,
+            await steps.call(
+                UserActivities.APPLY_BULK_ITEM,
                 BulkItemInput(
                     operation_id=operation_id,
                     tenant_id=input.tenant_id,
@@ -613,8 +506,7 @@ class BulkUserOperationWorkflow:
                     action=input.action,
                     locale=input.locale,
                 ),
-                BulkItemApplied,
-                start_to_close=timedelta(seconds=input.item_timeout_seconds),
+                options=FORWARD.with_timeout(input.item_timeout_seconds),
             )
         except FailureError as error:
             reason = _safe_reason(error)
@@ -643,61 +535,52 @@ class BulkUserOperationWorkflow:
 # Read workflows (BFF aggregation): one local activity each, no side effects ---------------
 
 
-async def _read_step(progress: ProgressLog, step: str, read: Awaitable[T]) -> T:
-    saga = Saga(progress)
-    progress.record(EventKind.STARTED)
-
-    async def action() -> T:
-        return await read
-
-    try:
-        return await saga.step(step, action)
-    except FailureError as error:
-        raise saga.failure(error) from error
-
-
 # Auto-upgrade: one read, milliseconds.
 @workflow.defn(name=WorkflowType.GET_USER_PROFILE.value, versioning_behavior=AUTO_UPGRADE)
-class GetUserProfileWorkflow:
+class GetUserProfileWorkflow(ProgressWorkflow):
     def __init__(self) -> None:
         self._progress = ProgressLog(total=1)
 
-    @workflow.query(name=QueryName.PROGRESS.value)
-    def progress(self, request: ProgressRequest) -> ProgressReport:
-        return self._progress.report(request)
-
     @workflow.run
     async def run(self, input: GetUserProfileInput) -> UserProfile:
-        _caller()
-        return await _read_step(
-            self._progress,
-            "read_profile",
-            _read(UserActivity.GET_PROFILE, GetProfileInput(user_id=input.user_id), UserProfile),
-        )
+        caller()
+        steps = Steps(self._progress)
+        self._progress.record(EventKind.STARTED)
+        try:
+            # A local activity: quick, in this service.
+            return await steps.step(
+                "read_profile",
+                lambda: steps.read(
+                    UserActivities.GET_PROFILE, GetProfileInput(user_id=input.user_id), local=True
+                ),
+            )
+        except FailureError as error:
+            raise steps.failure(error) from error
 
 
 # Auto-upgrade: one read, milliseconds.
 @workflow.defn(name=WorkflowType.GET_RECENT_ACTIVITY.value, versioning_behavior=AUTO_UPGRADE)
-class GetRecentActivityWorkflow:
+class GetRecentActivityWorkflow(ProgressWorkflow):
     def __init__(self) -> None:
         self._progress = ProgressLog(total=1)
 
-    @workflow.query(name=QueryName.PROGRESS.value)
-    def progress(self, request: ProgressRequest) -> ProgressReport:
-        return self._progress.report(request)
-
     @workflow.run
     async def run(self, input: GetRecentActivityInput) -> RecentActivity:
-        _caller()
-        return await _read_step(
-            self._progress,
-            "read_activity",
-            _read(
-                UserActivity.RECENT_ACTIVITY,
-                RecentActivityInput(user_id=input.user_id, limit=input.limit),
-                RecentActivity,
-            ),
-        )
+        caller()
+        steps = Steps(self._progress)
+        self._progress.record(EventKind.STARTED)
+        try:
+            # A local activity, as in GetUserProfileWorkflow.
+            return await steps.step(
+                "read_activity",
+                lambda: steps.read(
+                    UserActivities.RECENT_ACTIVITY,
+                    RecentActivityInput(user_id=input.user_id, limit=input.limit),
+                    local=True,
+                ),
+            )
+        except FailureError as error:
+            raise steps.failure(error) from error
 
 
 WORKFLOWS: list[type[Any]] = [

@@ -23,14 +23,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from temporalio.client import Client
 
 from adx.settings import Settings
-from bffs.user.dashboard import CONFIG_KEY, DashboardConfig
+from bffs.user.dashboard import DashboardConfig
 from contracts.context import RequestContext
 from contracts.names import SearchAttribute, WorkflowType
 from gateway.app import create_gateway_app
 from graph.context import BffDependencies
 from graph.runtime import Subgraph
 from graph.tasks import drain
-from services.auth.activities import components, now_utc
+from services.auth.activities import AuthComponents, components, now_utc
 from services.auth.security import hash_password
 from services.auth.service import SERVICE as AUTH_SERVICE
 from services.common.dev_seed import seed_user_id
@@ -157,7 +157,7 @@ async def running_stack(
                 )
         finally:
             await terminate_started(client)
-            await auth.runtime.extras["auth"].close()
+            await auth.runtime.components.get(AuthComponents).close()
 
 
 def bff_settings(settings: Settings, gateway: str, redis_url: str | None) -> Settings:
@@ -175,7 +175,7 @@ async def running_subgraph(
 ) -> AsyncIterator[tuple[str, BffDependencies]]:
     own = bff_settings(stack.settings, stack.gateway, redis_url)
     async with running_bff(subgraph, own, client=client) as (url, deps):
-        deps.extras[CONFIG_KEY] = TEST_DASHBOARD
+        deps.components.provide(TEST_DASHBOARD)
         try:
             yield url, deps
         finally:

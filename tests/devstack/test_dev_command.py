@@ -80,9 +80,7 @@ def dev_env(dev_settings: Settings) -> dict[str, str]:
     """The launcher's environment: free ports, a temp data dir, nothing from the developer's
     own ADX_* variables."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("ADX_")}
-    env["ADX_PORTS"] = json.dumps(
-        {name: dev_settings.port(name) for name in ("temporal", "temporal_ui", "codec_server")}
-    )
+    env["ADX_PORTS"] = json.dumps(dev_settings.ports)
     env["ADX_DATA_DIR"] = str(dev_settings.data_dir)
     env["ADX_ENVIRONMENT"] = "dev"
     return env

@@ -74,6 +74,8 @@ def test_busy_port_is_named_with_the_fix_and_nothing_starts(
     assert f"127.0.0.1:{port}" in err
     assert f'{owner} (setting "{busy}")' in err
     assert "Address already in use" in err
+    # The program holding the port (here the test itself) is named.
+    assert f"held by pid {os.getpid()}: " in err
     assert "ADX_PORTS='" in err
     assert f'"{busy}": ' in err
     assert "--port-offset" in err

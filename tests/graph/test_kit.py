@@ -22,12 +22,14 @@ from websockets.typing import Subprotocol
 from adx.identity import SigningKeys, TokenType
 from adx.jwks import JwksVerifier
 from adx.settings import Environment, Settings
+from gateway_client import GatewayClient
 from graph.app import create_bff_app
 from graph.context import BffDependencies, GraphContext
 from graph.errors import ClientError, ErrorCode
 from graph.metrics import BffMetrics, MetricsExtension
 from graph.permissions import IsAuthenticated
 from graph.schema import VALIDATION_CACHE_SIZE, build_schema
+from subscriptions.hub import ProgressHub
 from tests.support.http import serve_app
 from workflow_client.connect import connect
 from workflow_client.operations import WorkflowOperations
@@ -123,20 +125,27 @@ async def bff(
     own_settings, _ = keys
     http = httpx.AsyncClient()
     metrics = BffMetrics("kit")
+    operations = WorkflowOperations(await connect(settings))
+    # The kit's resolvers never call the gateway; the client is there because every BFF has one.
+    gateway = GatewayClient(own_settings.url("gateway"), http=http, registry=metrics.registry)
     deps = BffDependencies(
         name="kit",
         settings=own_settings.model_copy(update={"environment": Environment.DEV}),
-        operations=WorkflowOperations(await connect(settings)),
+        operations=operations,
         verifier=JwksVerifier(
             jwks_url, issuer=own_settings.jwt_issuer, audience=own_settings.jwt_audience, http=http
         ),
         metrics=metrics,
+        gateway=gateway,
+        hub=ProgressHub(operations),
+        http=http,
     )
     schema = build_schema(
         query=Query, subscription=Subscription, extra_extensions=[lambda: MetricsExtension(metrics)]
     )
     async with serve_app(create_bff_app(deps, schema)) as url:
         yield url, metrics
+    await gateway.aclose()
     await http.aclose()
 
 

@@ -33,6 +33,7 @@ from adx.histories import (
     workflow_type_of,
 )
 from contracts.names import WorkflowType
+from services.common.steps import KERNEL_PATCH
 from tests.replay.broken import ReorderedComplianceExportWorkflow
 
 HISTORIES = history_files()
@@ -67,7 +68,7 @@ def test_every_workflow_type_has_recorded_histories() -> None:
     recorded = {path.parent.name for path in HISTORIES}
     missing = sorted(implemented - recorded)
     assert not missing, (
-        f"no recorded history for {missing}: add a scenario to adx/histories.py and run "
+        f"no recorded history for {missing}: add a scenario to adx/histories/scenarios/ and run "
         "`adx histories record`"
     )
     # A workflow type nobody implements any more leaves running executions without a worker.
@@ -118,6 +119,25 @@ def test_the_patched_sharing_has_histories_from_before_and_after_the_grantee_che
     assert GRANTEE_CHECK_PATCH not in patch_markers(before)
     assert GRANTEE_CHECK_PATCH in patch_markers(after)
     assert GRANTEE_CHECK_PATCH in patch_markers(load_history(folder / "grantee-not-a-member.json"))
+
+
+def test_runs_recorded_on_the_step_kernel_carry_its_patch_marker() -> None:
+    """Every current history that ran a step records KERNEL_PATCH (so a cancel waits for a
+    running step); the frozen ``-before-steps-kernel`` ones do not, and replay as they ran."""
+    for path in HISTORIES:
+        markers = patch_markers(load_history(path))
+        if "before-steps-kernel" in path.name:
+            assert KERNEL_PATCH not in markers, path
+        elif FROZEN_MARK not in path.name and _scheduled_anything(path):
+            assert KERNEL_PATCH in markers, path
+
+
+def _scheduled_anything(path: Path) -> bool:
+    return any(
+        event.HasField("activity_task_scheduled_event_attributes")
+        or event.HasField("marker_recorded_event_attributes")
+        for event in load_history(path).events
+    )
 
 
 def test_frozen_histories_are_only_histories_of_older_code() -> None:

@@ -9,10 +9,8 @@ import asyncio
 import contextlib
 import json
 import os
-import random
 import re
 import signal
-import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -31,11 +29,12 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from temporalio.client import Client
 
-from adx.settings import DEFAULT_PORTS, REPO_ROOT, Settings
+from adx.settings import REPO_ROOT, Settings
 from contracts.context import RequestContext
 from graph.runtime import BFFS, load
 from tests.support.bff import issue_token, running_bff
 from tests.support.demo import _reset_flows, client, demo_queue, demo_worker
+from tests.support.devstack import DevStack, free_port_offset, read_log, running_dev_stack
 from tests.support.http import serve_app
 from tests.support.servers import free_port
 from tests.workflow_client.flows import StepsInput
@@ -102,10 +101,6 @@ async def router(
         yield Router(
             url=f"http://127.0.0.1:{port}/graphql", port=port, subgraphs=subgraphs, log=log
         )
-
-
-def read_log(log: Path) -> str:
-    return log.read_text(errors="replace")
 
 
 def _port_of(url: str) -> int:
@@ -273,85 +268,10 @@ async def sdk_tests() -> Path:
 
 # The whole development stack ------------------------------------------------------------------
 
-DEV_STACK_READY_TIMEOUT = 240.0
-
-
-@dataclass
-class DevStack:
-    router_url: str  # the router's GraphQL endpoint
-    log: Path
-
-
-def free_port_offset() -> int:
-    """An ADX_PORT_OFFSET at which every default port of the stack is free."""
-    for _ in range(50):
-        offset = random.randrange(10_000, 55_000, 10)
-        if all(_is_free(port + offset) for port in DEFAULT_PORTS.values()):
-            return offset
-    raise RuntimeError("no port offset with every port free")
-
-
-def _is_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
 
 @pytest.fixture(scope="module")
 async def dev_stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DevStack]:
-    """``adx dev`` as a developer runs it (``make dev``): Temporal, every service in server and
-    worker mode, the API gateway, every BFF and the router, with the development seed data
-    (alice@acme.test, bob@globex.test), on free ports and a data dir of its own."""
+    """``adx dev`` as a developer runs it, on free ports and a data dir of its own."""
     data_dir = tmp_path_factory.mktemp("dev-stack")
-    offset = free_port_offset()
-    # The developer's ADX_* settings must not point this stack elsewhere.
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("ADX_") or key == "ADX_TEMPORAL_CLI_PATH"
-    }
-    env.update({"ADX_ENVIRONMENT": "dev", "ADX_LOG_LEVEL": "WARNING"})
-    log = data_dir / "adx-dev.log"
-    with log.open("wb") as sink:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "adx",
-            "dev",
-            "--port-offset",
-            str(offset),
-            "--data-dir",
-            str(data_dir / "data"),
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=sink,
-            stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        router = f"http://127.0.0.1:{DEFAULT_PORTS['router'] + offset}"
-        async with httpx.AsyncClient(timeout=2) as http, asyncio.timeout(DEV_STACK_READY_TIMEOUT):
-            while "the stack is up" not in read_log(log):
-                if process.returncode is not None:
-                    pytest.fail(f"adx dev exited with {process.returncode}:\n{read_log(log)}")
-                await asyncio.sleep(0.5)
-            assert (await http.get(f"{router}/readyz")).status_code == 200
-        yield DevStack(router_url=f"{router}/graphql", log=log)
-    finally:
-        await _stop_dev(process)
-
-
-async def _stop_dev(process: asyncio.subprocess.Process) -> None:
-    """Ctrl-C, as a developer stops it: the launcher stops every process it started."""
-    for sig in (signal.SIGINT, signal.SIGINT):  # the second one: "kill it at once"
-        if process.returncode is not None:
-            return
-        process.send_signal(sig)
-        try:
-            async with asyncio.timeout(60):
-                await process.wait()
-        except TimeoutError:
-            continue
+    async with running_dev_stack(data_dir, free_port_offset()) as stack:
+        yield stack

@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from services.common.dev_seed import seed_user_id
-from tests.router.conftest import SDK_DIR, DevStack, run_node_tests
+from tests.router.conftest import SDK_DIR, run_node_tests
+from tests.support.devstack import DevStack
 
 LOGIN = """mutation($email: String!, $password: String!) {
   login(email: $email, password: $password, tenantId: "acme") { sessionId user { id email } } }"""

@@ -79,7 +79,7 @@ async def service(
             yield running
         finally:
             await terminate_running_auth_workflows(running.runtime.client)
-            await running.runtime.extras["auth"].close()
+            await running.runtime.components.get(AuthComponents).close()
 
 
 @pytest.fixture

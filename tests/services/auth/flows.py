@@ -5,30 +5,26 @@ the workflow sandbox re-imports this module."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 from typing import Any
 
-from pydantic import BaseModel, JsonValue
+from pydantic import BaseModel, ConfigDict, JsonValue
 from temporalio import activity, workflow
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
+    from contracts.activities import ActivityRef
     from contracts.auth import (
-        AuthActivity,
+        AuthActivities,
         CheckPermissionsInput,
         CreatedSession,
         CreateSessionInput,
-        CredentialsCheck,
         Permission,
-        PermissionCheck,
-        SessionChange,
         SessionInput,
         ValidateCredentialsInput,
     )
     from contracts.names import TaskQueue
     from services.common.progress import ProgressLog
-    from services.common.retry import COMPENSATION_RETRY, DEFAULT_RETRY
-    from services.common.saga import Saga
+    from services.common.steps import ProgressWorkflow, Steps
 
 LOAD_TENANT_DATA = "test.load_tenant_data"
 
@@ -46,6 +42,12 @@ class CallOutcome(BaseModel):
     retry_state: str | None = None
 
 
+class Payload(BaseModel):
+    """Any activity's input, as given: its fields are sent as they are."""
+
+    model_config = ConfigDict(extra="allow")
+
+
 class SwitchInput(BaseModel):
     session_id: str
     tenant_id: str
@@ -57,24 +59,20 @@ class SwitchResult(BaseModel):
     exchange_code: str
 
 
+class TenantDataInput(BaseModel):
+    tenant_id: str
+
+
 @activity.defn(name=LOAD_TENANT_DATA)
-async def load_tenant_data(tenant_id: str) -> None:
+async def load_tenant_data(input: TenantDataInput) -> None:
     raise ApplicationError(
         "tenant data unavailable", type="ExternalServiceError", non_retryable=True
     )
 
 
-async def _auth(
-    name: AuthActivity, arg: BaseModel, result_type: type[Any], *, undo: bool = False
-) -> Any:
-    return await workflow.execute_activity(
-        name.value,
-        arg,
-        task_queue=TaskQueue.AUTH.value,
-        start_to_close_timeout=timedelta(seconds=10),
-        retry_policy=COMPENSATION_RETRY if undo else DEFAULT_RETRY,
-        result_type=result_type,
-    )
+# A local activity of the caller's own worker: a reference needs a task queue, and the caller's
+# is made up per test module (the kernel ignores it for a local activity).
+LOAD_TENANT_DATA_REF = ActivityRef(LOAD_TENANT_DATA, TaskQueue.TENANT, TenantDataInput, type(None))
 
 
 @workflow.defn(name="auth_test_call")
@@ -83,15 +81,10 @@ class CallAuthWorkflow:
 
     @workflow.run
     async def run(self, input: CallInput) -> CallOutcome:
+        steps = Steps(ProgressLog())
+        ref = ActivityRef(input.activity, TaskQueue.AUTH, Payload, dict[str, Any])
         try:
-            result = await workflow.execute_activity(
-                input.activity,
-                input.payload,
-                task_queue=TaskQueue.AUTH.value,
-                start_to_close_timeout=timedelta(seconds=10),
-                retry_policy=DEFAULT_RETRY,
-                result_type=dict,
-            )
+            result = await steps.call(ref, Payload.model_validate(input.payload))
         except ActivityError as error:
             cause = error.cause
             assert isinstance(cause, ApplicationError)
@@ -105,78 +98,71 @@ class CallAuthWorkflow:
 
 
 @workflow.defn(name="auth_test_tenant_switch")
-class TenantSwitchWorkflow:
+class TenantSwitchWorkflow(ProgressWorkflow):
     """The tenant-switching saga's auth part: check access, open a session in the target
     tenant, end the old one; undone if loading the tenant's data fails."""
 
+    def __init__(self) -> None:
+        self._progress = ProgressLog(total=5)
+
     @workflow.run
     async def run(self, input: SwitchInput) -> SwitchResult:
-        saga = Saga(ProgressLog(total=5))
+        steps = Steps(self._progress)
         new_session = str(workflow.uuid4())
         try:
-            await saga.step(
+            await steps.step(
                 "validate_credentials",
-                lambda: _auth(
-                    AuthActivity.VALIDATE_CREDENTIALS,
+                lambda: steps.call(
+                    AuthActivities.VALIDATE_CREDENTIALS,
                     ValidateCredentialsInput(
                         session_id=input.session_id, tenant_id=input.tenant_id
                     ),
-                    CredentialsCheck,
                 ),
             )
-            await saga.step(
+            await steps.step(
                 "check_permissions",
-                lambda: _auth(
-                    AuthActivity.CHECK_PERMISSIONS,
+                lambda: steps.call(
+                    AuthActivities.CHECK_PERMISSIONS,
                     CheckPermissionsInput(
                         permissions=[Permission.TENANT_READ],
                         tenant_id=input.tenant_id,
                         require=True,
                     ),
-                    PermissionCheck,
                 ),
             )
-            created: CreatedSession = await saga.step(
+            created: CreatedSession = await steps.step(
                 "create_session",
-                lambda: _auth(
-                    AuthActivity.CREATE_SESSION,
+                lambda: steps.call(
+                    AuthActivities.CREATE_SESSION,
                     CreateSessionInput(session_id=new_session, tenant_id=input.tenant_id),
-                    CreatedSession,
                 ),
-                lambda: _auth(
-                    AuthActivity.ROLLBACK_SESSION_CREATION,
-                    SessionInput(session_id=new_session),
-                    SessionChange,
-                    undo=True,
+                lambda created: steps.undo(
+                    AuthActivities.ROLLBACK_SESSION_CREATION,
+                    SessionInput(session_id=created.session_id),
                 ),
             )
-            await saga.step(
+            await steps.step(
                 "invalidate_session",
-                lambda: _auth(
-                    AuthActivity.INVALIDATE_SESSION,
-                    SessionInput(session_id=input.session_id),
-                    SessionChange,
+                lambda: steps.call(
+                    AuthActivities.INVALIDATE_SESSION, SessionInput(session_id=input.session_id)
                 ),
-                lambda: _auth(
-                    AuthActivity.RESTORE_PREVIOUS_SESSION,
+                lambda _: steps.undo(
+                    AuthActivities.RESTORE_PREVIOUS_SESSION,
                     SessionInput(session_id=input.session_id),
-                    SessionChange,
-                    undo=True,
                 ),
             )
             if input.fail_loading:
-                await saga.step(
+                await steps.step(
                     "load_tenant_data",
-                    lambda: workflow.execute_activity(
-                        LOAD_TENANT_DATA,
-                        input.tenant_id,
-                        start_to_close_timeout=timedelta(seconds=10),
-                        retry_policy=DEFAULT_RETRY,
+                    lambda: steps.call(
+                        LOAD_TENANT_DATA_REF,
+                        TenantDataInput(tenant_id=input.tenant_id),
+                        local=True,
                     ),
                 )
         except (asyncio.CancelledError, FailureError) as error:
-            await saga.compensate()
-            raise saga.failure(error) from None
+            await steps.compensate()
+            raise steps.failure(error) from None
         return SwitchResult(session_id=created.session_id, exchange_code=created.exchange_code)
 
 

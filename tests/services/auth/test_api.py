@@ -48,7 +48,7 @@ async def service(
         update["redis_url"] = f"redis://127.0.0.1:{redis_server.port}/3"
     configured = service_settings(settings, folder, smtp_server, **update)
     async with running_service(SERVICE, configured) as running:
-        parts: AuthComponents = running.runtime.extras["auth"]
+        parts = running.runtime.components.get(AuthComponents)
         if parts.redis is not None:
             await parts.redis.flushdb()
         try:
@@ -59,7 +59,7 @@ async def service(
 
 
 def parts_of(service: RunningService) -> AuthComponents:
-    parts: AuthComponents = service.runtime.extras["auth"]
+    parts = service.runtime.components.get(AuthComponents)
     return parts
 
 

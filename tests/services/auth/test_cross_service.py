@@ -68,7 +68,7 @@ async def call(
 
 
 def parts_of(service: RunningService) -> AuthComponents:
-    parts: AuthComponents = service.runtime.extras["auth"]
+    parts = service.runtime.components.get(AuthComponents)
     return parts
 
 

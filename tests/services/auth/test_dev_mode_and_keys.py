@@ -89,7 +89,7 @@ async def test_in_dev_emails_wait_in_the_outbox_and_the_link_there_works(
             await login(http, email)
         finally:
             await terminate_running_auth_workflows(service.runtime.client)
-            parts: AuthComponents = service.runtime.extras["auth"]
+            parts = service.runtime.components.get(AuthComponents)
             await parts.close()
 
 

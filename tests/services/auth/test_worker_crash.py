@@ -4,12 +4,7 @@ finishes it, and nothing the first one did is done twice."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -25,40 +20,7 @@ from tests.services.auth.conftest import service_settings
 from tests.services.auth.support import PASSWORD, link_token, login, unique_email
 from tests.support.services import running_service
 from tests.support.smtp import Mailbox
-
-
-@contextmanager
-def worker_process(
-    settings: Settings, folder: Path, name: str
-) -> Iterator[subprocess.Popen[bytes]]:
-    """``adx service auth worker`` as its own process, on the test's database and data_dir."""
-    assert settings.temporal_address is not None
-    assert settings.database_url is not None
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "ADX_ENVIRONMENT": "test",
-        "ADX_TEMPORAL_ADDRESS": settings.temporal_address,
-        "ADX_TEMPORAL_NAMESPACE": settings.temporal_namespace,
-        "ADX_DATA_DIR": str(settings.data_dir),
-        "ADX_DATABASE_URL": settings.database_url,
-        "ADX_SMTP_HOST": "127.0.0.1",
-        "ADX_SMTP_PORT": str(settings.smtp_port),
-        "ADX_LOG_FORMAT": "json",
-    }
-    with (folder / f"{name}.log").open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "adx", "service", "auth", "worker"],
-            env=env,
-            cwd=folder,  # no .env file from the repository
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            yield process
-        finally:
-            if process.poll() is None:
-                os.kill(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+from tests.support.worker_process import service_worker
 
 
 async def wait_for_completed_activity(client: Client, workflow_id: str) -> None:
@@ -80,8 +42,8 @@ async def test_a_registration_survives_its_worker_being_killed(
         running_service(SERVICE, configured, worker=False) as service,
         httpx.AsyncClient(base_url=service.url, timeout=60) as http,
     ):
-        parts: AuthComponents = service.runtime.extras["auth"]
-        with worker_process(configured, tmp_path, "worker-1") as first:
+        parts = service.runtime.components.get(AuthComponents)
+        async with service_worker("auth", configured, tmp_path / "worker-1.log") as first:
             response = await http.post(
                 "/api/auth/register", json={"email": email, "password": PASSWORD}
             )
@@ -92,10 +54,9 @@ async def test_a_registration_survives_its_worker_being_killed(
             # email outbox's documented at-least-once window, not what this test is about).
             (message,) = await smtp_server.wait_for(email)
             await wait_for_completed_activity(service.runtime.client, operation_id)
-            os.kill(first.pid, signal.SIGKILL)
-            assert first.wait(timeout=10) == -signal.SIGKILL
+            assert await first.kill() == -signal.SIGKILL
 
-        with worker_process(configured, tmp_path, "worker-2"):
+        async with service_worker("auth", configured, tmp_path / "worker-2.log"):
             verified = await http.get("/api/auth/verify", params={"token": link_token(message)})
             assert verified.status_code in (200, 202), verified.text
             handle = service.runtime.client.get_workflow_handle(

@@ -51,7 +51,7 @@ RESET_OPERATION_ID = re.compile(r"^password_reset-anonymous-[0-9a-f]{32}$")
 
 
 def parts_of(service: RunningService) -> AuthComponents:
-    parts: AuthComponents = service.runtime.extras["auth"]
+    parts = service.runtime.components.get(AuthComponents)
     return parts
 
 

@@ -8,10 +8,7 @@ import asyncio
 import hashlib
 import os
 import signal
-import sys
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -35,51 +32,12 @@ from services.file.service import file_service
 from tests.services.file.support import ADMIN_ROLES, member, new_tenant, tenant_blobs
 from tests.support.servers import PostgresServer, create_database
 from tests.support.services import running_service
+from tests.support.worker_process import service_worker
 from workflow_client.errors import TemporalUnavailable, WorkflowFailed
 
 FILES = 8
 FILE_BYTES = 128 * 1024
 RATE = 256 * 1024  # half a second per file
-
-
-def worker_env(settings: Settings) -> dict[str, str]:
-    assert settings.temporal_address is not None
-    assert settings.database_url is not None
-    return {
-        "PATH": os.environ["PATH"],
-        "ADX_ENVIRONMENT": "test",
-        "ADX_TEMPORAL_ADDRESS": settings.temporal_address,
-        "ADX_TEMPORAL_NAMESPACE": settings.temporal_namespace,
-        "ADX_DATA_DIR": str(settings.data_dir),
-        "ADX_DATABASE_URL": settings.database_url,
-        "ADX_LOG_LEVEL": "WARNING",
-    }
-
-
-@asynccontextmanager
-async def worker_process(
-    env: dict[str, str], log_path: Path
-) -> AsyncIterator[asyncio.subprocess.Process]:
-    """``adx service file worker`` as its own process (stopped at the end if still alive)."""
-    with log_path.open("ab") as log:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "adx",
-            "service",
-            "file",
-            "worker",
-            env=env,
-            cwd=log_path.parent,
-            stdout=log,
-            stderr=log,
-        )
-    try:
-        yield process
-    finally:
-        if process.returncode is None:
-            process.terminate()
-            await process.wait()
 
 
 async def add_file(parts: FileComponents, tenant_id: str, owner: str, data: bytes) -> str:
@@ -118,7 +76,6 @@ async def test_migration_killed_midway_resumes_and_every_checksum_matches(
     )
     # What the worker process reads from the same settings.
     config = FileSettings.from_settings(service_settings)
-    env = worker_env(service_settings)
     async with running_service(
         file_service(config), service_settings, worker=False, server=False
     ) as running:
@@ -141,7 +98,7 @@ async def test_migration_killed_midway_resumes_and_every_checksum_matches(
         bystander = member(new_tenant("by"))
         other = await add_file(parts, bystander.tenant_id, bystander.user_id, b"not mine")
 
-        async with worker_process(env, tmp_path / "worker-1.log") as first:
+        async with service_worker("file", service_settings, tmp_path / "worker-1.log") as first:
             operation = await ops.start(
                 boss,
                 WorkflowType.FILE_MIGRATION.value,
@@ -158,9 +115,8 @@ async def test_migration_killed_midway_resumes_and_every_checksum_matches(
                     if snapshot.report.progress.completed >= 2:
                         break
                     await asyncio.sleep(0.05)
-            first.send_signal(signal.SIGKILL)
-            await first.wait()
-        assert first.returncode == -signal.SIGKILL
+            killed = await first.kill()
+        assert killed == -signal.SIGKILL
 
         # Killed mid-way: some files moved, some not.
         on_archive, _ = await parts.store.count_on_provider(tenant, "archive")
@@ -168,7 +124,7 @@ async def test_migration_killed_midway_resumes_and_every_checksum_matches(
         assert 2 <= on_archive < FILES
         assert on_archive + on_local == FILES
 
-        async with worker_process(env, tmp_path / "worker-2.log"):
+        async with service_worker("file", service_settings, tmp_path / "worker-2.log"):
             async with asyncio.timeout(90):
                 result = await ops.result(boss, operation.id, result_type=FileMigrationResult)
             final = await ops.progress(boss, operation.id)

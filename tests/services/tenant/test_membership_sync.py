@@ -282,7 +282,8 @@ async def test_a_cancel_mid_way_leaves_every_store_as_it_was(stack: Stack) -> No
     input = await _fixture(stack, MembershipChange.SET_ROLES)
     owner = _owner_in(input.tenant_id)
     before = await snapshot(stack.db)
-    slow = stand_in(stack, UserActivity.UPSERT_MEMBERSHIP, fail=False, delay=30)
+    # The projection is written after the cancel arrived: awaited, then undone.
+    slow = stand_in(stack, UserActivity.UPSERT_MEMBERSHIP, fail=False, delay=2)
     async with stack.workers({UserActivity.UPSERT_MEMBERSHIP: slow}):
         operation = await stack.ops.start(owner, WorkflowType.TENANT_MEMBERSHIP_SYNC.value, input)
         await wait_for_event(
@@ -299,7 +300,7 @@ async def test_a_cancel_mid_way_leaves_every_store_as_it_was(stack: Stack) -> No
             await stack.ops.result(owner, operation.id)
         events = (await stack.ops.progress(owner, operation.id)).report.events
     compensated = [e.step for e in events if e.kind is EventKind.COMPENSATION_COMPLETED]
-    assert compensated == ["grant_access", "change_membership"]
+    assert compensated == ["sync_user_projection", "grant_access", "change_membership"]
     assert await snapshot(stack.db) == before
 
 

@@ -23,9 +23,24 @@ async def test_create_tenant_is_idempotent_per_operation(store: TenantStore) -> 
         await store.create_tenant("acme", "Other", Plan.FREE, "op-2")
     assert raised.value.kind.value == "ConflictError"
     # Only the creating operation's compensation deletes it.
-    assert not await store.delete_tenant("acme", "op-2")
-    assert await store.delete_tenant("acme", "op-1")
+    assert not await store.delete_tenant("acme", "op-2", "mallory")
+    assert await store.delete_tenant("acme", "op-1", "alice")
     assert await store.get_tenant("acme") is None
+
+
+async def test_a_deleted_tenants_id_goes_to_no_other_user(store: TenantStore) -> None:
+    """Whatever another service may still hold under a compensated tenant's id (a grant of
+    its maker's) must not pass to whoever takes the id next: only its maker can."""
+    await store.create_tenant("t-reused", "First", Plan.FREE, "op-1", "alice")
+    assert await store.delete_tenant("t-reused", "op-1", "alice")
+    with pytest.raises(ServiceError) as raised:
+        await store.create_tenant("t-reused", "Takeover", Plan.FREE, "op-2", "mallory")
+    assert raised.value.kind.value == "ConflictError"
+    assert await store.get_tenant("t-reused") is None
+    # Its maker may take it again (a provisioning tried once more).
+    tenant, created = await store.create_tenant("t-reused", "Again", Plan.FREE, "op-3", "alice")
+    assert created
+    assert tenant.name == "Again"
 
 
 async def test_roles_quotas_and_members_undo_only_their_operation(store: TenantStore) -> None:

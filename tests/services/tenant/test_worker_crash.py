@@ -5,16 +5,11 @@ grant, one projection row)."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 from temporalio.api.enums.v1 import EventType
 
-from adx.settings import Settings
 from contracts.names import WorkflowType
 from contracts.tenant import Plan, TenantProvisioningInput, TenantProvisioningResult
 from services.auth.store import tenant_grants
@@ -22,47 +17,7 @@ from services.tenant.service import STEP_DELAY_ENV
 from services.tenant.store import TenantStore, memberships, quotas, roles, tenants
 from services.user.store import memberships as user_memberships
 from tests.services.tenant.support import ALICE, ALICE_IN_ACME, Stack, unique
-
-
-def _worker_env(settings: Settings, **extra: str) -> dict[str, str]:
-    assert settings.temporal_address is not None
-    assert settings.database_url is not None
-    return {
-        "PATH": os.environ["PATH"],
-        "ADX_ENVIRONMENT": "test",
-        "ADX_TEMPORAL_ADDRESS": settings.temporal_address,
-        "ADX_TEMPORAL_NAMESPACE": settings.temporal_namespace,
-        "ADX_DATA_DIR": str(settings.data_dir),
-        "ADX_DATABASE_URL": settings.database_url,
-        "ADX_LOG_LEVEL": "WARNING",
-        **extra,
-    }
-
-
-@asynccontextmanager
-async def worker_process(
-    env: dict[str, str], log_path: Path
-) -> AsyncIterator[asyncio.subprocess.Process]:
-    """``adx service tenant worker`` as its own process (stopped at the end if alive)."""
-    with log_path.open("ab") as log:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "adx",
-            "service",
-            "tenant",
-            "worker",
-            env=env,
-            cwd=log_path.parent,
-            stdout=log,
-            stderr=log,
-        )
-    try:
-        yield process
-    finally:
-        if process.returncode is None:
-            process.terminate()
-            await process.wait()
+from tests.support.worker_process import service_worker
 
 
 async def _count(store: TenantStore, table: object, **where: str) -> int:
@@ -78,8 +33,8 @@ async def test_provisioning_survives_a_killed_worker(stack: Stack, tmp_path: Pat
         async with stack.workers(services=("auth", "user")):
             # Each write step waits 1.5 s after committing: the kill lands between a step's
             # effect and its report to Temporal.
-            slow = _worker_env(stack.settings, **{STEP_DELAY_ENV: "1.5"})
-            async with worker_process(slow, log_path) as first:
+            slow = service_worker("tenant", stack.settings, log_path, **{STEP_DELAY_ENV: "1.5"})
+            async with slow as first:
                 operation = await stack.ops.start(
                     ALICE_IN_ACME,
                     WorkflowType.TENANT_PROVISIONING.value,
@@ -93,9 +48,8 @@ async def test_provisioning_survives_a_killed_worker(stack: Stack, tmp_path: Pat
                 async with asyncio.timeout(60):
                     while await store.get_tenant(tenant_id) is None:
                         await asyncio.sleep(0.02)
-                first.send_signal(signal.SIGKILL)
-                assert await first.wait() == -signal.SIGKILL
-            async with worker_process(_worker_env(stack.settings), log_path):
+                assert await first.kill() == -signal.SIGKILL
+            async with service_worker("tenant", stack.settings, log_path):
                 async with asyncio.timeout(60):
                     result = await stack.ops.result(
                         ALICE_IN_ACME, operation.id, result_type=TenantProvisioningResult

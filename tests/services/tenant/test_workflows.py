@@ -164,9 +164,11 @@ async def test_provisioning_failing_at_each_step_changes_nothing(
 
 
 async def test_provisioning_cancelled_mid_way_changes_nothing(stack: Stack) -> None:
+    """The cancel arrives while the grant is being made: the grant is awaited, then undone
+    with the rest (tests/faults covers every step and point)."""
     tenant_id = unique("cancel")
     before = await snapshot(stack.db)
-    slow = stand_in(stack, AuthActivity.GRANT_TENANT_ACCESS, fail=False, delay=30)
+    slow = stand_in(stack, AuthActivity.GRANT_TENANT_ACCESS, fail=False, delay=2)
     async with stack.workers({AuthActivity.GRANT_TENANT_ACCESS: slow}):
         operation = await stack.ops.start(
             ALICE_IN_ACME,
@@ -188,6 +190,7 @@ async def test_provisioning_cancelled_mid_way_changes_nothing(stack: Stack) -> N
         events = (await stack.ops.progress(ALICE_IN_ACME, operation.id)).report.events
     compensated = [e.step for e in events if e.kind is EventKind.COMPENSATION_COMPLETED]
     assert compensated == [
+        "grant_owner_access",
         "add_owner_membership",
         "set_quotas",
         "create_default_roles",
@@ -421,7 +424,8 @@ async def test_upgrade_cancelled_mid_way_changes_nothing(stack: Stack) -> None:
     tenant_id = await _owned_tenant(stack)
     owner = _owner_in(tenant_id)
     before = await snapshot(stack.db)
-    slow = stand_in(stack, TenantTask.APPLY_PLAN, fail=False, delay=30)
+    # The plan is applied after the cancel arrived: awaited, then undone with the charge.
+    slow = stand_in(stack, TenantTask.APPLY_PLAN, fail=False, delay=2)
     async with stack.workers({TenantTask.APPLY_PLAN: slow}, services=("tenant",)):
         operation = await stack.ops.start(
             owner,

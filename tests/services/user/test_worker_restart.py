@@ -4,11 +4,7 @@ completes and no side effect happens twice (bulk items, emails, session revocati
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -32,54 +28,8 @@ from tests.services.user.support import ALICE_IN_ACME, add_member, bearer, wait_
 from tests.support.services import running_service
 from tests.support.smtp import Mailbox
 from tests.support.stand_ins import AuthStandIn
+from tests.support.worker_process import service_worker
 from workflow_client.worker import create_worker
-
-
-def _worker_env(settings: Settings, **extra: str) -> dict[str, str]:
-    assert settings.temporal_address is not None
-    assert settings.database_url is not None
-    return {
-        "PATH": os.environ["PATH"],
-        "ADX_ENVIRONMENT": "test",
-        "ADX_TEMPORAL_ADDRESS": settings.temporal_address,
-        "ADX_TEMPORAL_NAMESPACE": settings.temporal_namespace,
-        "ADX_DATA_DIR": str(settings.data_dir),
-        "ADX_DATABASE_URL": settings.database_url,
-        "ADX_SMTP_HOST": settings.smtp_host or "",
-        "ADX_SMTP_PORT": str(settings.smtp_port),
-        "ADX_LOG_LEVEL": "WARNING",
-        **extra,
-    }
-
-
-@asynccontextmanager
-async def worker_process(
-    env: dict[str, str], log_path: Path
-) -> AsyncIterator[asyncio.subprocess.Process]:
-    """``adx service user worker`` as its own process (stopped at the end if still alive)."""
-    with log_path.open("ab") as log:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "adx",
-            "service",
-            "user",
-            "worker",
-            env=env,
-            cwd=log_path.parent,
-            stdout=log,
-            stderr=log,
-        )
-    try:
-        yield process
-    finally:
-        if process.returncode is None:
-            process.terminate()
-            await process.wait()
-
-
-def _kill(process: asyncio.subprocess.Process) -> None:
-    process.send_signal(signal.SIGKILL)
 
 
 async def test_bulk_operation_survives_a_killed_worker(
@@ -94,8 +44,8 @@ async def test_bulk_operation_survives_a_killed_worker(
             users = [await add_member(store, f"bulk{index}") for index in range(40)]
             # Each item waits 1 s after committing: killing the worker then loses the
             # completion of items whose effect is already in the database.
-            slow = _worker_env(worker_settings, **{BULK_ITEM_DELAY_ENV: "1.0"})
-            async with worker_process(slow, log_path) as first:
+            slow = service_worker("user", worker_settings, log_path, **{BULK_ITEM_DELAY_ENV: "1.0"})
+            async with slow as first:
                 operation = await ops.start(
                     ALICE_IN_ACME,
                     WorkflowType.BULK_USER_OPERATION.value,
@@ -114,12 +64,11 @@ async def test_bulk_operation_survives_a_killed_worker(
                 async with asyncio.timeout(10):
                     while await store.count(bulk_items) <= reported.completed:
                         await asyncio.sleep(0.02)
-                _kill(first)
-                assert await first.wait() == -signal.SIGKILL
+                assert await first.kill() == -signal.SIGKILL
             applied_at_kill = await store.count(bulk_items)
             assert reported.completed < applied_at_kill < len(users)
 
-            async with worker_process(_worker_env(worker_settings), log_path):
+            async with service_worker("user", worker_settings, log_path):
                 async with asyncio.timeout(60):
                     result = await ops.result(
                         ALICE_IN_ACME, operation.id, result_type=BulkUserOperationResult
@@ -159,7 +108,6 @@ async def test_deactivation_survives_a_killed_worker_without_repeating_side_effe
         }
     )
     log_path = tmp_path / "worker.log"
-    env = _worker_env(worker_settings)
     stand_in = AuthStandIn()
     try:
         async with (
@@ -178,20 +126,19 @@ async def test_deactivation_survives_a_killed_worker_without_repeating_side_effe
             assert profile is not None
             admin = bearer(worker_settings, ALICE_IN_ACME)
 
-            async with worker_process(env, log_path) as first:
+            async with service_worker("user", worker_settings, log_path) as first:
                 response = await http.post(f"/api/user/users/{carol}/deactivate", headers=admin)
                 assert response.status_code == 202
                 operation_id = response.json()["operation_id"]
                 await wait_for_event(
                     ops, ALICE_IN_ACME, operation_id, lambda e: e.step == "grace_period", within=60
                 )
-                _kill(first)
-                assert await first.wait() == -signal.SIGKILL
+                assert await first.kill() == -signal.SIGKILL
 
             # Restored while no worker runs: the signal waits in Temporal.
             restore = await http.post(f"/api/user/users/{carol}/restore", headers=admin)
             assert restore.status_code == 202
-            async with worker_process(env, log_path):
+            async with service_worker("user", worker_settings, log_path):
                 async with asyncio.timeout(60):
                     result = await ops.result(
                         ALICE_IN_ACME, operation_id, result_type=UserDeactivationResult

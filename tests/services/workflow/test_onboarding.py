@@ -211,6 +211,14 @@ async def test_onboarding_requests_are_checked(stack: Stack) -> None:
     fields = {error["field"] for error in bad.json()["errors"]}
     assert {"email", "display_name"} <= fields
     body = {"email": unique_email("x"), "display_name": "X", "tenant_id": "acme"}
+    # What the profile would refuse is refused here, before any workflow starts (the
+    # onboarding's create_profile step once failed its workflow task on it, for ever).
+    for zone, locale in (("0", "en"), ("Mars/Olympus_Mons", "en"), ("UTC", "EN_us")):
+        unfit = await stack.http.post(
+            url, json={**body, "timezone": zone, "locale": locale}, headers=admin
+        )
+        assert unfit.status_code == 422, unfit.text
+        assert {error["field"] for error in unfit.json()["errors"]} & {"timezone", "locale"}
     member = await stack.http.post(
         url, json=body, headers=bearer(stack.settings, member_in_acme("someone"))
     )

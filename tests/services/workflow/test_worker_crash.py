@@ -4,11 +4,7 @@ onboarding completes, every step ran once, and nothing happened twice (rows, ema
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 from sqlalchemy import Table, func, select
@@ -24,48 +20,7 @@ from services.user.store import memberships, preferences, profiles
 from tests.services.workflow.conftest import run_stack
 from tests.services.workflow.support import ALICE_IN_ACME, tenant_members, unique_email
 from tests.support.smtp import Mailbox
-
-
-def _worker_env(settings: Settings) -> dict[str, str]:
-    assert settings.temporal_address is not None
-    assert settings.database_url is not None
-    return {
-        "PATH": os.environ["PATH"],
-        "ADX_ENVIRONMENT": "test",
-        "ADX_TEMPORAL_ADDRESS": settings.temporal_address,
-        "ADX_TEMPORAL_NAMESPACE": settings.temporal_namespace,
-        "ADX_DATA_DIR": str(settings.data_dir),
-        "ADX_DATABASE_URL": settings.database_url,
-        "ADX_SMTP_HOST": settings.smtp_host or "",
-        "ADX_SMTP_PORT": str(settings.smtp_port),
-        "ADX_LOG_LEVEL": "WARNING",
-    }
-
-
-@asynccontextmanager
-async def worker_process(
-    env: dict[str, str], log_path: Path
-) -> AsyncIterator[asyncio.subprocess.Process]:
-    """``adx service workflow worker`` as its own process (stopped at the end if alive)."""
-    with log_path.open("ab") as log:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "adx",
-            "service",
-            "workflow",
-            "worker",
-            env=env,
-            cwd=log_path.parent,
-            stdout=log,
-            stderr=log,
-        )
-    try:
-        yield process
-    finally:
-        if process.returncode is None:
-            process.terminate()
-            await process.wait()
+from tests.support.worker_process import service_worker
 
 
 async def _rows(db: Database, table: Table, column: str, value: str) -> int:
@@ -78,11 +33,10 @@ async def test_onboarding_survives_a_killed_worker(
     settings: Settings, tmp_path: Path, smtp_server: Mailbox
 ) -> None:
     async with run_stack(settings, tmp_path, smtp_server, workflow_worker=False) as stack:
-        env = _worker_env(stack.settings)
         log_path = tmp_path / "workflow-worker.log"
         email = unique_email("crash")
         stack.tenant.gate = asyncio.Event()  # the saga waits in add_member meanwhile
-        async with worker_process(env, log_path) as first:
+        async with service_worker("workflow", stack.settings, log_path) as first:
             operation = await stack.ops.start(
                 ALICE_IN_ACME,
                 WorkflowType.USER_ONBOARDING.value,
@@ -91,10 +45,9 @@ async def test_onboarding_survives_a_killed_worker(
             async with asyncio.timeout(30):
                 while stack.tenant.add_calls == 0:
                     await asyncio.sleep(0.05)
-            first.send_signal(signal.SIGKILL)
-            assert await first.wait() == -signal.SIGKILL
+            assert await first.kill() == -signal.SIGKILL
         stack.tenant.gate.set()
-        async with worker_process(env, log_path):
+        async with service_worker("workflow", stack.settings, log_path):
             result = await asyncio.wait_for(
                 stack.ops.result(ALICE_IN_ACME, operation.id, result_type=UserOnboardingResult),
                 60,

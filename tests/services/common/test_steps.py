@@ -1,4 +1,5 @@
-"""What a saga raises after compensating decides how the operation ends."""
+"""What a workflow raises after compensating (the step kernel's ``failure``) decides how the
+operation ends."""
 
 from __future__ import annotations
 
@@ -10,8 +11,7 @@ from temporalio.exceptions import (
     is_cancelled_exception,
 )
 
-from services.common.progress import ProgressLog
-from services.common.saga import Saga
+from services.common.steps import failure
 
 
 def activity_error(cause: BaseException) -> ActivityError:
@@ -28,14 +28,14 @@ def activity_error(cause: BaseException) -> ActivityError:
     return error
 
 
-def reraise(saga: Saga, error: BaseException, chain: str) -> BaseException:
+def reraise(error: BaseException, chain: str) -> BaseException:
     """What a workflow's ``except`` block raises, written each way it appears in services."""
     try:
         if chain == "from error":
-            raise saga.failure(error) from error
+            raise failure(error, []) from error
         if chain == "from None":
-            raise saga.failure(error) from None
-        raise saga.failure(error)
+            raise failure(error, []) from None
+        raise failure(error, [])
     except BaseException as raised:
         return raised
 
@@ -44,22 +44,22 @@ def reraise(saga: Saga, error: BaseException, chain: str) -> BaseException:
 def test_a_cancelled_activity_still_ends_the_workflow_cancelled(chain: str) -> None:
     # A cancel delivered while an activity was scheduled surfaces as an ActivityError whose
     # cause is the cancellation; however the workflow re-raises, it must stay a cancellation.
-    saga = Saga(ProgressLog())
     error = activity_error(CancelledError("cancelled"))
-    raised = reraise(saga, error, chain)
+    raised = reraise(error, chain)
     assert is_cancelled_exception(raised)
     assert is_cancelled_exception(error)  # the original is left as it was
 
 
 def test_a_failure_keeps_its_kind_and_names_the_compensations() -> None:
-    saga = Saga(ProgressLog())
-    saga.compensated = ["undo_b", "undo_a"]
-    failure = saga.failure(activity_error(ApplicationError("quota", type="QuotaExceededError")))
-    assert isinstance(failure, ApplicationError)
-    assert failure.type == "QuotaExceededError"
-    assert failure.message == "quota"
-    assert failure.non_retryable
-    assert failure.details == ({"compensations": ["undo_b", "undo_a"]},)
-    internal = saga.failure(activity_error(RuntimeError("db password leaked")))
+    compensated = ["undo_b", "undo_a"]
+    quota = failure(
+        activity_error(ApplicationError("quota", type="QuotaExceededError")), compensated
+    )
+    assert isinstance(quota, ApplicationError)
+    assert quota.type == "QuotaExceededError"
+    assert quota.message == "quota"
+    assert quota.non_retryable
+    assert quota.details == ({"compensations": ["undo_b", "undo_a"]},)
+    internal = failure(activity_error(RuntimeError("db password leaked")), compensated)
     assert isinstance(internal, ApplicationError)
     assert internal.message == "internal error"
