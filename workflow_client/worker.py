@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client
@@ -23,6 +24,12 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 # Passed through the workflow sandbox: `contracts` must be the same module inside and
 # outside it, or the propagated RequestContext would live in a copy workflows never see.
 PASSTHROUGH_MODULES = ("contracts", "pydantic", "pydantic_core", "structlog")
+
+# A cancel reaches a running activity only in the answer to one of its heartbeats, and the
+# SDK sends those at most every 0.8 x heartbeat timeout (30 s without one). Workflows wait
+# for a cancelled forward activity to end (services/common/steps.py), so this bounds how long
+# a user's cancel takes: a heartbeat a second is cheap next to a 24 s wait.
+HEARTBEAT_THROTTLE = timedelta(seconds=1)
 
 
 class UnversionedRunner(UnsandboxedWorkflowRunner):
@@ -61,6 +68,8 @@ def create_worker(
     versioned = deployment_config is not None and deployment_config.use_worker_versioning
     if deployment_config is not None:
         options["deployment_config"] = deployment_config
+    options.setdefault("max_heartbeat_throttle_interval", HEARTBEAT_THROTTLE)
+    options.setdefault("default_heartbeat_throttle_interval", HEARTBEAT_THROTTLE)
     return Worker(
         client,
         task_queue=task_queue,
