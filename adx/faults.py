@@ -35,6 +35,9 @@ class Point(enum.StrEnum):
     HANG = "hang"
     HOLD_BEFORE = "hold_before"
     HOLD_AFTER = "hold_after"
+    # The faulted run commits and loses its answer (as when its worker dies, or it times
+    # out, right after the commit); its retry is then held after committing, like HOLD_AFTER.
+    LOST_ANSWER = "lost_answer"
 
 
 @dataclass
@@ -102,25 +105,32 @@ class _FaultyActivity(temporalio.worker.ActivityInboundInterceptor):
             return await super().execute_activity(input)
         fault.seen += 1
         fault.workflow_id = info.workflow_id
-        if fault.seen != fault.nth:
+        point = fault.point
+        if point is Point.LOST_ANSWER and fault.seen == fault.nth:
+            fault.runs += 1
+            await super().execute_activity(input)
+            raise ApplicationError("injected: the answer was lost", type=ErrorKind.DATABASE.value)
+        if point is Point.LOST_ANSWER and fault.seen == fault.nth + 1:
+            point = Point.HOLD_AFTER  # the retry
+        elif fault.seen != fault.nth:
             # Once: the same activity called again (a compensation's call) runs as usual.
             return await super().execute_activity(input)
-        if fault.point is Point.FAIL:
+        if point is Point.FAIL:
             fault.reached.set()
             raise ApplicationError(
                 "injected failure", type=ErrorKind.EXTERNAL_SERVICE.value, non_retryable=True
             )
-        if fault.point is Point.HANG:
+        if point is Point.HANG:
             fault.reached.set()
             while True:  # until the cancellation arrives (with a heartbeat response)
                 activity.heartbeat()
                 await asyncio.sleep(0.1)
-        if fault.point is Point.HOLD_BEFORE:
+        if point is Point.HOLD_BEFORE:
             fault.reached.set()
             await fault.release.wait()
         fault.runs += 1
         result = await super().execute_activity(input)
-        if fault.point is Point.HOLD_AFTER:
+        if point is Point.HOLD_AFTER:
             fault.reached.set()
             await fault.release.wait()
         return result

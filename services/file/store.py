@@ -35,6 +35,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from contracts.errors import ErrorKind
 from contracts.file import FileStatus, Permission, QuotaUsage
+from services.common.before import BeforeLog, before_table
 from services.common.db import Database, rowcount
 from services.common.email import outbox_table
 from services.common.errors import ServiceError
@@ -91,6 +92,7 @@ tenant_quotas = Table(
 )
 
 email_outbox = outbox_table(metadata, "file")
+operation_before = before_table(metadata, "file")
 
 
 class QuotaExceeded(ServiceError):
@@ -147,6 +149,7 @@ class FileStore:
     def __init__(self, db: Database, default_quota_bytes: int) -> None:
         self.db = db
         self.default_quota_bytes = default_quota_bytes
+        self.before = BeforeLog(db, operation_before)
 
     # Files -------------------------------------------------------------------------
 
@@ -343,16 +346,18 @@ class FileStore:
     async def set_permission(
         self, tenant_id: str, file_id: str, user_id: str, permission: Permission, granted_by: str
     ) -> Permission | None:
-        """Grants (or changes) a permission; returns what the user had before."""
+        """Grants (or changes) a permission; returns what the user had before the running
+        operation first changed it (a retried attempt gets what its first attempt replaced)."""
         async with self.db.transaction() as session:
-            previous = (
+            current = (
                 await session.execute(
                     select(permissions.c.permission).where(
                         permissions.c.file_id == file_id, permissions.c.user_id == user_id
                     )
                 )
             ).scalar_one_or_none()
-            if previous is None:
+            previous = await self.before.first(session, f"permission:{file_id}:{user_id}", current)
+            if current is None:
                 await session.execute(
                     permissions.insert().values(
                         file_id=file_id,
@@ -363,7 +368,7 @@ class FileStore:
                         created_at=now(),
                     )
                 )
-            elif previous != permission.value:
+            elif current != permission.value:
                 await session.execute(
                     update(permissions)
                     .where(permissions.c.file_id == file_id, permissions.c.user_id == user_id)

@@ -29,6 +29,7 @@ from adx.histories import SCENARIO_TIMEOUT, Harness
 from contracts.context import RequestContext
 from contracts.names import WorkflowType
 from services.common.db import Database
+from tests.support.tables import holds_state
 from tests.support.workflow_worker import WorkflowWorker
 from workflow_client.errors import WorkflowFailed
 from workflow_client.operations import new_operation_id
@@ -112,19 +113,25 @@ class SagaSpec:
 
 # What a point means for the outcome --------------------------------------------------------
 
-CANCEL_POINTS = (Point.HANG, Point.HOLD_BEFORE, Point.HOLD_AFTER)
-POINTS = (*CANCEL_POINTS, Point.FAIL)
+CANCEL_POINTS = (Point.HANG, Point.HOLD_BEFORE, Point.HOLD_AFTER, Point.LOST_ANSWER)
+POINTS = (Point.HANG, Point.HOLD_BEFORE, Point.HOLD_AFTER, Point.FAIL)
 POINT_NAMES = {
     Point.HANG: "cancel-before",
     Point.HOLD_BEFORE: "cancel-during",
     Point.HOLD_AFTER: "cancel-racing-completion",
     Point.FAIL: "failure",
+    Point.LOST_ANSWER: "cancel-after-a-retry",
 }
 
 
 def commits(point: Point) -> bool:
     """Whether the faulted step's real body runs (and commits) under this point."""
-    return point in (Point.HOLD_BEFORE, Point.HOLD_AFTER)
+    return point in (Point.HOLD_BEFORE, Point.HOLD_AFTER, Point.LOST_ANSWER)
+
+
+def real_runs(point: Point) -> int:
+    """How often the faulted step's real body runs under this point."""
+    return 2 if point is Point.LOST_ANSWER else int(commits(point))
 
 
 # Stores -------------------------------------------------------------------------------------
@@ -138,11 +145,11 @@ BOOKKEEPING_COLUMNS = frozenset(
 
 
 async def table_rows(db: Database) -> Rows:
-    """Every row of every table (migration bookkeeping aside), sorted, without the
-    bookkeeping columns."""
+    """Every row of every table (migration bookkeeping and the record of what operations
+    replaced aside), sorted, without the bookkeeping columns."""
 
     def tables(conn: Any) -> list[str]:
-        return [name for name in inspect(conn).get_table_names() if "alembic" not in name]
+        return [name for name in inspect(conn).get_table_names() if holds_state(name)]
 
     result: Rows = {}
     async with db.engine.connect() as conn:
@@ -440,7 +447,7 @@ async def ended_as_expected(
         assert failed.compensations == expected, failed.message
         await not_completed(h, spec, prepared, workflow_id, before)
     if not step.read and not completes:
-        assert fault.runs == (1 if commits(point) else 0)
+        assert fault.runs == real_runs(point)
 
 
 async def not_completed(

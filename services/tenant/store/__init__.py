@@ -22,7 +22,8 @@ from typing import Any
 from sqlalchemy import Table, select
 
 from contracts.tenant import Plan, Quotas
-from services.common.db import fetch_all, now_utc
+from services.common.before import BeforeLog
+from services.common.db import Database, fetch_all, now_utc
 from services.tenant.store.current import CurrentTenantMixin
 from services.tenant.store.invoices import BillingMixin
 from services.tenant.store.membership import MembershipsMixin
@@ -33,6 +34,7 @@ from services.tenant.store.tables import (
     current_tenants,
     memberships,
     metadata,
+    operation_before,
     plans,
     quotas,
     roles,
@@ -64,6 +66,10 @@ class TenantStore(
     BillingMixin,
     SubjectsMixin,
 ):
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
+        self.before = BeforeLog(db, operation_before)
+
     # Development seed and diagnostics -------------------------------------------------
 
     async def seed(

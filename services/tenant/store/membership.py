@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.errors import ErrorKind
 from contracts.tenant import MembershipChange, MemberSnapshot, MemberStatus, TenantMember
+from services.common.before import BeforeLog
 from services.common.db import Store, fetch_first, fetch_one, now_utc, rowcount
 from services.common.errors import NotFound, ServiceError
 from services.tenant.store.rows import aware, to_member
@@ -14,6 +15,8 @@ from services.tenant.store.tables import memberships
 
 
 class MembershipsMixin(Store):
+    before: BeforeLog
+
     async def add_member(
         self,
         tenant_id: str,
@@ -22,9 +25,11 @@ class MembershipsMixin(Store):
         invited_by: str | None,
         operation_id: str | None,
     ) -> tuple[TenantMember, bool]:
-        """Adds the member unless present (an existing member is left as is)."""
+        """Adds the member unless present (an existing member is left as is). ``created``:
+        the member was not there before the running operation first added it (a retried
+        attempt that finds its own row still says so, and its compensation removes it)."""
         async with self.db.transaction() as session:
-            created = await self.db.insert_if_absent(
+            inserted = await self.db.insert_if_absent(
                 session,
                 memberships,
                 ["tenant_id", "user_id"],
@@ -36,6 +41,9 @@ class MembershipsMixin(Store):
                 created_at=now_utc(),
                 created_by_operation=operation_id,
             )
+            existed = await self.before.first(
+                session, f"membership:{tenant_id}:{user_id}", not inserted
+            )
             row = await fetch_one(
                 session,
                 select(memberships).where(
@@ -43,7 +51,7 @@ class MembershipsMixin(Store):
                     memberships.c.user_id == user_id,
                 ),
             )
-        return to_member(row), created
+        return to_member(row), not existed
 
     async def remove_member(
         self, tenant_id: str, user_id: str, operation_id: str | None = None

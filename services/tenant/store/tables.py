@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, MetaData, String, Table
 
+from services.common.before import before_table
+
 metadata = MetaData()
 
 tenants = Table(
@@ -116,3 +118,6 @@ switches = Table(
     Column("at", DateTime(timezone=True), nullable=False),
     Index("ix_tenant_switches_user", "user_id", "at"),
 )
+
+# What each operation replaced (services/common/before.py).
+operation_before = before_table(metadata, "tenant")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from temporalio.testing import ActivityEnvironment
 
 from contracts.errors import ErrorKind
 from contracts.file import FileStatus, Permission
@@ -160,6 +162,28 @@ async def test_permissions_change_and_restore(store: FileStore) -> None:
     assert await store.delete_file("acme", record.id) is True
     assert await store.find_file(record.id) is None
     assert await store.permission_of(record.id, "bob") is None
+
+
+async def test_a_repeated_grant_of_one_operation_hands_back_what_was_there_before_it(
+    store: FileStore,
+) -> None:
+    """A grant that committed and lost its answer is run again (a worker killed, a timeout):
+    the new attempt must still report "nothing before", or undoing the share would keep it."""
+    record = await store.create_file(new_file("acme"))
+
+    async def grant(permission: Permission) -> Permission | None:
+        return await store.set_permission("acme", record.id, "bob", permission, "o")
+
+    first, retried = ActivityEnvironment(), ActivityEnvironment()
+    retried.info = dataclasses.replace(first.info, attempt=2)
+    assert await first.run(grant, Permission.READ) is None
+    assert await retried.run(grant, Permission.READ) is None
+    # Another operation sees what this one left.
+    other = ActivityEnvironment()
+    other.info = dataclasses.replace(first.info, workflow_id="another-operation")
+    assert await other.run(grant, Permission.WRITE) is Permission.READ
+    assert await other.run(grant, Permission.WRITE) is Permission.READ
+    assert await store.permission_of(record.id, "bob") is Permission.WRITE
 
 
 async def test_provider_switch_and_migration_listing(store: FileStore) -> None:

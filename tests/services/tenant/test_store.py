@@ -3,7 +3,10 @@ their own operation's writes, the last-owner rule, the switch audit, billing."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
+from temporalio.testing import ActivityEnvironment
 
 from contracts.tenant import InvoiceStatus, MemberStatus, Plan, Quotas, TenantStatus
 from services.common.errors import ServiceError
@@ -65,6 +68,26 @@ async def test_roles_quotas_and_members_undo_only_their_operation(store: TenantS
     assert not await store.remove_member("acme", "u1", "op-2")
     assert await store.remove_member("acme", "u1", "op-1")
     assert await store.member("acme", "u1") is None
+
+
+async def test_a_retried_add_member_of_one_operation_still_reports_it_created(
+    store: TenantStore,
+) -> None:
+    """An add that committed and lost its answer is run again: it must still say "created",
+    or the onboarding's compensation would leave the membership (and the grant) behind."""
+    await store.create_tenant("acme", "Acme", Plan.FREE, None)
+
+    async def add() -> bool:
+        return (await store.add_member("acme", "u9", ["member"], None, "onboarding-1"))[1]
+
+    first, retried = ActivityEnvironment(), ActivityEnvironment()
+    first.info = dataclasses.replace(first.info, workflow_id="onboarding-1")
+    retried.info = dataclasses.replace(first.info, attempt=2)
+    assert await first.run(add)
+    assert await retried.run(add)
+    other = ActivityEnvironment()
+    other.info = dataclasses.replace(first.info, workflow_id="onboarding-2")
+    assert not await other.run(add)
 
 
 async def test_the_last_owner_cannot_be_demoted_or_removed(store: TenantStore) -> None:

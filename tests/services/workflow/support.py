@@ -30,6 +30,7 @@ from services.common.activity import service_activity
 from services.common.db import Database
 from services.common.dev_seed import USERS
 from services.common.errors import ensure_tenant, require_context
+from tests.support.tables import holds_state
 
 ALICE = USERS[0]  # acme owner/admin/member, globex member
 BOB = USERS[1]  # globex owner/admin/member
@@ -221,13 +222,13 @@ def replacing(activities: list[Callable[..., Any]], name: str | None) -> list[Ca
 
 
 async def snapshot(db: Database) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table (migration bookkeeping aside), sorted: two snapshots are equal
-    exactly when the stores hold the same data."""
+    """Every row of every table that holds state (tests/support/tables.py), sorted: two
+    snapshots are equal exactly when the stores hold the same data."""
 
     def tables(conn: Any) -> list[str]:
         from sqlalchemy import inspect
 
-        return [name for name in inspect(conn).get_table_names() if "alembic" not in name]
+        return [name for name in inspect(conn).get_table_names() if holds_state(name)]
 
     result: dict[str, list[tuple[Any, ...]]] = {}
     async with db.engine.connect() as conn:
