@@ -10,6 +10,7 @@ from contracts.tenant import MembershipChange, MemberSnapshot, MemberStatus, Ten
 from services.common.before import BeforeLog
 from services.common.db import Store, fetch_first, fetch_one, now_utc, rowcount
 from services.common.errors import NotFound, ServiceError
+from services.tenant.store.guard import lock_existing_tenant
 from services.tenant.store.rows import aware, to_member
 from services.tenant.store.tables import memberships
 
@@ -29,6 +30,7 @@ class MembershipsMixin(Store):
         the member was not there before the running operation first added it (a retried
         attempt that finds its own row still says so, and its compensation removes it)."""
         async with self.db.transaction() as session:
+            await lock_existing_tenant(session, tenant_id)
             inserted = await self.db.insert_if_absent(
                 session,
                 memberships,
@@ -218,6 +220,7 @@ class MembershipsMixin(Store):
                     raise ServiceError(
                         ErrorKind.CONFLICT, "already a member", fields={"user_id": "member"}
                     )
+                await lock_existing_tenant(session, tenant_id)
                 await session.execute(
                     memberships.insert().values(
                         tenant_id=tenant_id,

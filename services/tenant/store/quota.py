@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.tenant import Quotas
 from services.common.db import Database, Store, now_utc, rowcount
+from services.tenant.store.guard import lock_existing_tenant
 from services.tenant.store.tables import quotas
 
 
@@ -34,6 +35,7 @@ class QuotasMixin(Store):
     async def set_quotas(self, tenant_id: str, quota: Quotas, operation_id: str | None) -> bool:
         """Sets the quotas if the tenant has none; True if this call set them."""
         async with self.db.transaction() as session:
+            await lock_existing_tenant(session, tenant_id)
             return await self.db.insert_if_absent(
                 session,
                 quotas,

@@ -6,6 +6,7 @@ from sqlalchemy import delete, select
 
 from contracts.tenant import DEFAULT_ROLES
 from services.common.db import Store, fetch_all, now_utc, rowcount
+from services.tenant.store.guard import lock_existing_tenant
 from services.tenant.store.tables import roles
 
 
@@ -15,6 +16,7 @@ class RolesMixin(Store):
         now = now_utc()
         created: list[str] = []
         async with self.db.transaction() as session:
+            await lock_existing_tenant(session, tenant_id)
             for name, permissions in DEFAULT_ROLES.items():
                 if await self.db.insert_if_absent(
                     session,

@@ -12,7 +12,7 @@ from services.common.db import Store, fetch_first, fetch_value, now_utc, rowcoun
 from services.common.errors import NotFound, ServiceError
 from services.tenant.store.quota import put_quotas
 from services.tenant.store.rows import to_member, to_tenant
-from services.tenant.store.tables import memberships, quotas, retired_ids, tenants
+from services.tenant.store.tables import memberships, quotas, retired_ids, roles, tenants
 
 
 class TenantsMixin(Store):
@@ -59,8 +59,9 @@ class TenantsMixin(Store):
         return to_tenant(row, None), created
 
     async def delete_tenant(self, tenant_id: str, operation_id: str, creator_id: str) -> bool:
-        """Compensation of create_tenant: only the tenant this operation created; its id is
-        retired for everyone but ``creator_id``."""
+        """Compensation of create_tenant: only the tenant this operation created, with what
+        is still under it (a late attempt of a step that committed after that step's own
+        compensation ran); its id is retired for everyone but ``creator_id``."""
         async with self.db.transaction() as session:
             result = await session.execute(
                 delete(tenants).where(
@@ -69,6 +70,8 @@ class TenantsMixin(Store):
             )
             deleted = rowcount(result) == 1
             if deleted:
+                for table in (memberships, roles, quotas):
+                    await session.execute(delete(table).where(table.c.tenant_id == tenant_id))
                 await self.db.insert_if_absent(
                     session,
                     retired_ids,

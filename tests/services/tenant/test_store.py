@@ -8,10 +8,26 @@ import dataclasses
 import pytest
 from temporalio.testing import ActivityEnvironment
 
-from contracts.tenant import InvoiceStatus, MemberStatus, Plan, Quotas, TenantStatus
+from contracts.errors import ErrorKind
+from contracts.tenant import (
+    InvoiceStatus,
+    MembershipChange,
+    MemberStatus,
+    Plan,
+    Quotas,
+    TenantStatus,
+)
 from services.common.errors import ServiceError
 from services.tenant.billing import PLANS, change_price, terms
-from services.tenant.store import TenantStore, current_tenants, plans, switches
+from services.tenant.store import (
+    TenantStore,
+    current_tenants,
+    memberships,
+    plans,
+    quotas,
+    roles,
+    switches,
+)
 
 QUOTA = Quotas(max_users=5, storage_bytes=100)
 
@@ -68,6 +84,31 @@ async def test_roles_quotas_and_members_undo_only_their_operation(store: TenantS
     assert not await store.remove_member("acme", "u1", "op-2")
     assert await store.remove_member("acme", "u1", "op-1")
     assert await store.member("acme", "u1") is None
+
+
+async def test_nothing_is_made_under_a_tenant_that_is_gone(store: TenantStore) -> None:
+    """A provisioning's late attempt (its answer timed out, its step's compensation already
+    ran) must not leave a membership, roles or quotas of the tenant it was undoing."""
+    for attempt in (
+        store.add_member("ghost", "u1", ["owner"], None, "prov-1"),
+        store.create_default_roles("ghost", "prov-1"),
+        store.set_quotas("ghost", QUOTA, "prov-1"),
+        store.change_membership("ghost", "u1", MembershipChange.ADD, ["member"], None, "op"),
+    ):
+        with pytest.raises(ServiceError) as refused:
+            await attempt
+        assert refused.value.kind is ErrorKind.NOT_FOUND
+    # What committed under a tenant before its deletion goes with it.
+    await store.create_tenant("short", "Short", Plan.FREE, "prov-2")
+    await store.create_default_roles("short", "prov-2")
+    await store.set_quotas("short", QUOTA, "prov-2")
+    await store.add_member("short", "u1", ["owner"], None, "prov-2")
+    assert await store.delete_tenant("short", "prov-2", "u1")
+    assert await store.members("short") == []
+    assert await store.roles_of("short") == {}
+    assert [row for row in await store.rows(quotas) if row["tenant_id"] == "short"] == []
+    for table in (memberships, roles, quotas):
+        assert all(row["tenant_id"] != "ghost" for row in await store.rows(table))
 
 
 async def test_a_retried_add_member_of_one_operation_still_reports_it_created(
