@@ -405,6 +405,18 @@ def _shown(path: Path) -> str:
 # The router ---------------------------------------------------------------------------------
 
 
+def router_limits() -> dict[str, int]:
+    """The subgraphs' document limits, which the router enforces first, and its body limit."""
+    from graph.schema import MAX_ALIASES, MAX_BODY_BYTES, MAX_DEPTH, MAX_TOKENS
+
+    return {
+        "depth": MAX_DEPTH,
+        "aliases": MAX_ALIASES,
+        "tokens": MAX_TOKENS,
+        "body_bytes": MAX_BODY_BYTES,
+    }
+
+
 def router_command(settings: Settings, supergraph: Path) -> tuple[list[str], dict[str, str]]:
     """The gateway's command line and the environment it adds (subgraph URLs from settings)."""
     argv = [
@@ -423,6 +435,9 @@ def router_command(settings: Settings, supergraph: Path) -> tuple[list[str], dic
     env = {
         "ADX_ROUTER_SUBGRAPH_URLS": json.dumps(urls),
         "ADX_ROUTER_LOG_LEVEL": settings.log_level.lower(),
+        "ADX_ROUTER_CORS_ORIGINS": json.dumps(settings.browser_origins),
+        "ADX_ROUTER_LIMITS": json.dumps(router_limits()),
+        "ADX_ROUTER_PRODUCTION": "1" if settings.is_production else "0",
         # The gateway's own variables: keep its colours out of JSON log collection.
         **({"NO_COLOR": "1"} if not sys.stdout.isatty() else {}),
     }

@@ -20,6 +20,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+# The micro-frontends in development: the shell and the five micro-apps.
+DEV_WEB_PORTS = range(3000, 3006)
+
+
 class Environment(StrEnum):
     DEV = "dev"
     TEST = "test"
@@ -125,6 +129,11 @@ class Settings(BaseSettings):
     # Base of links in emails (verification, password reset); None: the gateway's URL.
     public_url: str | None = None
 
+    # Browser origins (the micro-frontends) the supergraph router answers cross-origin, with
+    # credentials. None: in development the shell and micro-apps on localhost (3000-3005),
+    # elsewhere none (no CORS headers at all: a browser refuses every other origin).
+    cors_origins: list[str] | None = None
+
     # API gateway
     # service name -> base URLs of its instances; a service not listed has one instance at
     # url(service).
@@ -179,6 +188,17 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.environment is Environment.PRODUCTION
+
+    @property
+    def browser_origins(self) -> list[str]:
+        """``cors_origins``, or its default (see there)."""
+        if self.cors_origins is not None:
+            return self.cors_origins
+        if self.environment is not Environment.DEV:
+            return []
+        return [
+            f"http://{host}:{port}" for host in ("localhost", "127.0.0.1") for port in DEV_WEB_PORTS
+        ]
 
     @property
     def effective_log_format(self) -> LogFormat:

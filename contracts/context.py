@@ -27,6 +27,10 @@ class RequestContext(BaseModel):
     def has_role(self, role: str) -> bool:
         return role in self.roles
 
+    def is_tenant_admin(self) -> bool:
+        """An owner or an admin of the context's tenant."""
+        return self.has_role("admin") or self.has_role("owner")
+
 
 _current: ContextVar[RequestContext | None] = ContextVar("adx_request_context", default=None)
 

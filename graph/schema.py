@@ -24,6 +24,8 @@ FEDERATION_VERSION: Literal["2.9"] = "2.9"
 MAX_DEPTH = 10
 MAX_TOKENS = 2000
 MAX_ALIASES = 15
+# The largest request body the router reads (the SDK's documents are a few KB).
+MAX_BODY_BYTES = 100 * 1024
 # Built once. QueryDepthLimiter and MaxAliasesLimiter build a new rule class per request, and
 # the validation cache's key holds the rules: every request was a miss, and validated in full.
 QUERY_LIMIT_RULES = (depth_limit(MAX_DEPTH, None), alias_limit(MAX_ALIASES))

@@ -5,6 +5,7 @@
 //   ADX_ROUTER_SUBGRAPH_URLS='{"workflow": "http://127.0.0.1:4005/graphql", ...}'  (from ADX settings)
 // Run it by hand the same way to serve the committed schema/supergraph.graphql elsewhere.
 import { defineConfig, type GatewayConfig } from "@graphql-hive/gateway";
+import { GraphQLError, type ValidationRule } from "graphql";
 
 // Subgraph name -> GraphQL URL. Overrides the URL recorded in the supergraph (the committed
 // supergraph carries the default development ports), so one supergraph serves every setup.
@@ -14,6 +15,37 @@ const subgraphUrls: Record<string, string> = JSON.parse(
 
 // Headers of the client's request that every subgraph request carries.
 const PROPAGATED_HEADERS = ["authorization", "x-correlation-id"];
+
+// Browser origins allowed cross-origin, with credentials (ADX setting cors_origins). None: no
+// CORS headers at all. (An empty origin list would make the gateway echo any Origin.)
+const corsOrigins: string[] = JSON.parse(process.env.ADX_ROUTER_CORS_ORIGINS ?? "[]");
+
+// A request a browser sends cross-site without a preflight (a form post: urlencoded,
+// multipart or text/plain; a GET) must carry this header, which forces the preflight that
+// CORS refuses for other origins. application/json requests are preflighted anyway.
+const CSRF_HEADER = "x-adx-csrf";
+
+// The router's own limits (the subgraphs' from graph/schema.py, handed over by `adx schema
+// router`), so an abusive document is refused before the router parses or plans it.
+const limits: { depth: number; aliases: number; tokens: number; body_bytes: number } =
+  JSON.parse(process.env.ADX_ROUTER_LIMITS ?? '{"depth":10,"aliases":15,"tokens":2000,"body_bytes":102400}');
+// Production: no introspection and no "Did you mean" suggestions (the schema stays private).
+const production = process.env.ADX_ROUTER_PRODUCTION === "1";
+
+const aliasLimit: ValidationRule = (context) => {
+  let aliases = 0;
+  return {
+    Field(node) {
+      if (node.alias && ++aliases === limits.aliases + 1) {
+        context.reportError(
+          new GraphQLError(`Too many aliases: at most ${limits.aliases} in one document.`, {
+            extensions: { code: "BAD_USER_INPUT" },
+          }),
+        );
+      }
+    },
+  };
+};
 
 export const gatewayConfig: GatewayConfig = defineConfig({
   transportEntries: {
@@ -47,7 +79,35 @@ export const gatewayConfig: GatewayConfig = defineConfig({
       return headers;
     },
   },
+  maxDepth: limits.depth,
+  maxTokens: limits.tokens,
+  blockFieldSuggestions: production,
+  disableIntrospection: production ? { disableIf: () => true } : undefined,
   plugins: () => [
+    {
+      // Refused before the body is read: a declared size past the limit.
+      onRequest({ request, endResponse, fetchAPI }) {
+        const size = Number(request.headers.get("content-length") ?? "0");
+        if (size > limits.body_bytes) {
+          endResponse(
+            new fetchAPI.Response(
+              JSON.stringify({
+                errors: [
+                  {
+                    message: `The request body is over ${limits.body_bytes} bytes.`,
+                    extensions: { code: "BAD_USER_INPUT" },
+                  },
+                ],
+              }),
+              { status: 413, headers: { "content-type": "application/json" } },
+            ),
+          );
+        }
+      },
+      onValidate({ addValidationRule }) {
+        addValidationRule(aliasLimit);
+      },
+    },
     {
       // A WebSocket client's connection_init payload is merged into context.headers with its
       // keys as sent ("Authorization"); header names are case-insensitive, so lowercase them
@@ -63,6 +123,15 @@ export const gatewayConfig: GatewayConfig = defineConfig({
       },
     },
   ],
+  cors: corsOrigins.length
+    ? {
+        origin: corsOrigins,
+        credentials: true,
+        methods: ["GET", "POST", "OPTIONS"],
+        allowedHeaders: ["authorization", "content-type", "x-correlation-id", CSRF_HEADER],
+      }
+    : false,
+  csrfPrevention: { requestHeaders: [CSRF_HEADER] },
   graphqlEndpoint: "/graphql",
   // Same probes as every other ADX process.
   healthCheckEndpoint: "/healthz",

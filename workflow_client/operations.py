@@ -480,6 +480,7 @@ class WorkflowOperations:
 
     async def cancel(self, context: RequestContext, operation_id: str, reason: str) -> Operation:
         operation = await self.describe(context, operation_id)
+        _check_may_change(context, operation)
         if operation.status.is_terminal:
             return operation
         try:
@@ -495,6 +496,7 @@ class WorkflowOperations:
         """Starts a failed, cancelled, terminated or timed-out operation again with its
         original input under a new id; the new operation names the old one (``retry_of``)."""
         operation = await self.describe(context, operation_id)
+        _check_may_change(context, operation)
         if operation.status not in _RETRYABLE_STATUSES:
             raise OperationAlreadyExists(operation_id)
         args = await self._original_input(operation_id)
@@ -536,6 +538,14 @@ async def _operation_from(execution: WorkflowExecution) -> Operation:
 
 def _check_tenant(context: RequestContext, operation: Operation) -> None:
     if operation.tenant_id != context.tenant_id:
+        raise OperationNotFound(operation.id)
+
+
+def _check_may_change(context: RequestContext, operation: Operation) -> None:
+    """Cancel and retry: the operation's own user, or an owner or admin of its tenant. To
+    anyone else the operation does not exist (another member's cancel would undo their work,
+    a retry would run it again with their input)."""
+    if operation.user_id != context.user_id and not context.is_tenant_admin():
         raise OperationNotFound(operation.id)
 
 

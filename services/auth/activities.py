@@ -68,7 +68,13 @@ from services.auth.security import SecretBox, new_token, token_hash, totp_step
 from services.auth.store import AuthStore, SessionStore, open_session_store
 from services.common.activity import service_activity
 from services.common.email import EmailOutbox, OutboxEntry, OutgoingEmail
-from services.common.errors import ServiceError, ensure_tenant, require_context, security_log
+from services.common.errors import (
+    ServiceError,
+    data_subject_scope,
+    ensure_tenant,
+    require_context,
+    security_log,
+)
 from services.common.service import ServiceRuntime
 from workflow_client.codec import KeyRing
 
@@ -598,40 +604,46 @@ class AuthActivities:
             token_id=issued.token_id, expires_at=issued.expires_at, email_sent=issued.email_sent
         )
 
-    async def _data_subject(self, user_id: str) -> RequestContext:
-        """The user themself, or a member manager of a tenant the user belongs to."""
+    async def _data_subject(self, user_id: str, *, erasing: bool = False) -> str | None:
+        """The user themself (every tenant: None), or an admin of a tenant the user belongs
+        to (that tenant only); to anyone else the user does not exist. An admin's erasure of
+        someone with nothing (left) in the tenant erases nothing: so an interrupted one made
+        again completes."""
         context = require_context()
-        if user_id == context.user_id:
-            return context
-        if await self.store.get_grant(user_id, context.tenant_id) is None:
-            if await self.store.get_user(user_id) is None:
-                return context  # nothing here about this user (e.g. already erased)
+        if (
+            user_id != context.user_id
+            and not erasing
+            and await self.store.get_grant(user_id, context.tenant_id) is None
+            and await self.store.get_user(user_id) is not None
+        ):
             raise _not_found("user", context, user_id=user_id)
-        if Permission.MEMBERS_MANAGE not in permissions_for(context.roles):
-            raise ServiceError(ErrorKind.AUTHORIZATION, "not allowed to manage this user")
-        return context
+        return data_subject_scope(user_id)
 
     @service_activity(AuthActivity.EXPORT_USER_DATA)
     async def export_user_data(self, input: UserDataRequest) -> UserDataExport:
-        """Every row about the user, no secrets (hashes, TOTP secrets, token values)."""
-        await self._data_subject(input.user_id)
-        records: dict[str, Any] = await self.store.export_user_data(input.user_id)
+        """Every row about the user (a tenant admin's request: the account and what it has
+        in that tenant), no secrets (hashes, TOTP secrets, token values)."""
+        scope = await self._data_subject(input.user_id)
+        records: dict[str, Any] = await self.store.export_user_data(input.user_id, scope)
         if records:
             records["auth_sessions"] = [
                 record.model_dump(mode="json", exclude={"refresh_token_hash"})
                 for record in await self.sessions.for_user(input.user_id)
+                if scope in (None, record.tenant_id)
             ]
         return UserDataExport(service="auth", user_id=input.user_id, records=records)
 
     @service_activity(AuthActivity.ERASE_USER_DATA)
     async def erase_user_data(self, input: UserDataRequest) -> UserDataErased:
-        """Deletes the account and everything about it; a repeat deletes nothing more."""
-        await self._data_subject(input.user_id)
+        """Deletes the account and everything about it (a tenant admin's request: the
+        user's access to that tenant and its sessions there; the account stays for the
+        user's other tenants); a repeat deletes nothing more."""
+        scope = await self._data_subject(input.user_id, erasing=True)
         ended = 0
         for record in await self.sessions.for_user(input.user_id):
-            if await self.sessions.delete(record.id):
+            if scope in (None, record.tenant_id) and await self.sessions.delete(record.id):
                 ended += 1
-        rows = await self.store.erase_user_data(input.user_id)
+        rows = await self.store.erase_user_data(input.user_id, scope)
         if self.parts.redis is not None:
             rows["sessions (redis)"] = ended
         security_log.info("security.user_data_erased", request_id=input.request_id, rows=rows)

@@ -76,6 +76,19 @@ def require_context() -> RequestContext:
     return context
 
 
+def data_subject_scope(user_id: str) -> str | None:
+    """Whose data a compliance export or erasure covers, one rule for every service: the
+    user's own request covers every tenant (None); an owner's or admin's request about
+    someone else only the admin's tenant (an admin of one tenant has no say over what the
+    user keeps in another); anyone else is refused."""
+    context = require_context()
+    if context.user_id == user_id:
+        return None
+    if not context.is_tenant_admin():
+        raise ServiceError(ErrorKind.AUTHORIZATION, "only tenant admins can do this")
+    return context.tenant_id
+
+
 def ensure_tenant(owner_tenant_id: str | None, resource: str) -> RequestContext:
     """The caller's tenant must own the resource. A violation is logged as a security event
     and surfaces as a non-retryable TenantIsolationViolation (a 404 to clients)."""

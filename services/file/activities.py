@@ -74,10 +74,6 @@ log = structlog.stdlib.get_logger(__name__)
 security_log = structlog.stdlib.get_logger("adx.security")
 
 
-def is_tenant_admin(context: RequestContext) -> bool:
-    return context.has_role("admin") or context.has_role("owner")
-
-
 def file_link(settings: Settings, file_id: str) -> str:
     base = (settings.public_url or settings.url("gateway")).rstrip("/")
     return f"{base}/files/{file_id}"
@@ -319,7 +315,7 @@ class FileActivities:
         if record.status is FileStatus.DELETED:
             raise NotFound("file")
         mine = await self.store.permission_of(record.id, context.user_id)
-        if mine is not Permission.OWNER and not is_tenant_admin(context):
+        if mine is not Permission.OWNER and not context.is_tenant_admin():
             if mine is None:
                 raise NotFound("file")
             raise ServiceError(ErrorKind.AUTHORIZATION, "only the file's owner can share it")
@@ -337,7 +333,7 @@ class FileActivities:
     async def set_permission(self, input: SetPermissionInput) -> PermissionChange:
         context = require_context()
         record = await self._file(input.file_id)
-        if record.owner_id != context.user_id and not is_tenant_admin(context):
+        if record.owner_id != context.user_id and not context.is_tenant_admin():
             raise ServiceError(ErrorKind.AUTHORIZATION, "only the file's owner can share it")
         if input.permission is Permission.OWNER and input.user_id != record.owner_id:
             raise ServiceError(ErrorKind.VALIDATION, "ownership cannot be granted")
@@ -389,7 +385,7 @@ class FileActivities:
     @service_activity(FileActivity.PLAN_MIGRATION)
     async def plan_migration(self, input: MigrationPlanInput) -> MigrationPlan:
         context = require_context()
-        if not is_tenant_admin(context):
+        if not context.is_tenant_admin():
             raise ServiceError(
                 ErrorKind.AUTHORIZATION, "only a tenant admin can migrate the tenant's files"
             )
@@ -470,7 +466,7 @@ class FileActivities:
         records, _ = await self.store.list_files(
             context.tenant_id,
             context.user_id,
-            all_of_tenant=is_tenant_admin(context),
+            all_of_tenant=context.is_tenant_admin(),
             limit=input.limit,
         )
         return RecentFiles(files=[record.summary() for record in records])
@@ -483,7 +479,7 @@ class FileActivities:
     @service_activity(FileActivity.SET_TENANT_QUOTA)
     async def set_tenant_quota(self, input: TenantQuotaInput) -> QuotaUsage:
         context = ensure_tenant(input.tenant_id, "tenant")
-        if not is_tenant_admin(context):
+        if not context.is_tenant_admin():
             raise ServiceError(ErrorKind.AUTHORIZATION, "only a tenant admin can change quotas")
         return await self.store.set_quota(input.tenant_id, input.limit_bytes)
 

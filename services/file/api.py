@@ -37,7 +37,6 @@ from services.common.errors import NotFound, ServiceError
 from services.common.http import idempotency_key, identity, json, parse_body
 from services.common.openapi import IDEMPOTENCY_KEY, Body, Doc, Endpoint, JsonSchema, Raw
 from services.common.service import ServiceRuntime
-from services.file.activities import is_tenant_admin
 from services.file.components import FileComponents
 from services.file.keys import staging_key
 from services.file.models import (
@@ -418,7 +417,7 @@ class FileApi:
         records, following = await self.c.store.list_files(
             context.tenant_id,
             context.user_id,
-            all_of_tenant=is_tenant_admin(context),
+            all_of_tenant=context.is_tenant_admin(),
             limit=query.limit,
             cursor=query.page_cursor(),
         )
@@ -446,7 +445,7 @@ class FileApi:
         quota), then the bytes and the thumbnail are removed from storage."""
         context = identity(request)
         record, permission = await self._visible(context, request)
-        if permission is not Permission.OWNER and not is_tenant_admin(context):
+        if permission is not Permission.OWNER and not context.is_tenant_admin():
             raise ServiceError(ErrorKind.AUTHORIZATION, "only the file's owner can delete it")
         deleted = await self.c.store.soft_delete(context.tenant_id, record.id)
         if deleted is None:
@@ -533,7 +532,7 @@ class FileApi:
     async def share(self, request: Request) -> Response:
         context = identity(request)
         record, permission = await self._visible(context, request)
-        if permission is not Permission.OWNER and not is_tenant_admin(context):
+        if permission is not Permission.OWNER and not context.is_tenant_admin():
             raise ServiceError(ErrorKind.AUTHORIZATION, "only the file's owner can share it")
         body = await parse_body(request, ShareRequest)
         return await self._start(
@@ -591,7 +590,7 @@ class FileApi:
 
     async def migrate(self, request: Request) -> Response:
         context = identity(request)
-        if not is_tenant_admin(context):
+        if not context.is_tenant_admin():
             raise ServiceError(
                 ErrorKind.AUTHORIZATION, "only a tenant admin can migrate the tenant's files"
             )
@@ -641,13 +640,13 @@ class FileApi:
         if record is None:
             raise NotFound("file")
         permission = await self.c.store.permission_of(record.id, context.user_id)
-        if permission is None and not is_tenant_admin(context):
+        if permission is None and not context.is_tenant_admin():
             raise NotFound("file")
         return record, permission
 
     @staticmethod
     def _require_write(context: RequestContext, permission: Permission | None) -> None:
-        if (permission is None or not permission.can_write) and not is_tenant_admin(context):
+        if (permission is None or not permission.can_write) and not context.is_tenant_admin():
             raise ServiceError(ErrorKind.AUTHORIZATION, "you may only read this file")
 
     async def _blob_of(

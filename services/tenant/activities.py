@@ -55,7 +55,13 @@ from contracts.tenant import (
     UserDataRequest,
 )
 from services.common.activity import service_activity
-from services.common.errors import NotFound, ServiceError, ensure_tenant, require_context
+from services.common.errors import (
+    NotFound,
+    ServiceError,
+    data_subject_scope,
+    ensure_tenant,
+    require_context,
+)
 from services.tenant import billing
 from services.tenant.store import TenantStore
 
@@ -142,25 +148,16 @@ class TenantActivities:
         removed = await self.store.remove_member(input.tenant_id, input.user_id, input.operation_id)
         return Changed(changed=removed)
 
-    def _user_scope(self, user_id: str) -> str | None:
-        """The user's own request covers every tenant; an admin's only their tenant."""
-        context = require_context()
-        if context.user_id == user_id:
-            return None
-        if not is_manager(context):
-            raise ServiceError(ErrorKind.AUTHORIZATION, "only tenant admins can do this")
-        return context.tenant_id
-
     @service_activity(TenantActivity.EXPORT_USER_DATA)
     async def export_user_data(self, input: UserDataRequest) -> UserDataExport:
-        records = await self.store.user_records(input.user_id, self._user_scope(input.user_id))
+        records = await self.store.user_records(input.user_id, data_subject_scope(input.user_id))
         return UserDataExport(service="tenant", user_id=input.user_id, records=records)
 
     @service_activity(TenantActivity.ERASE_USER_DATA)
     async def erase_user_data(self, input: UserDataRequest) -> UserDataErased:
         """Deletes the user's memberships, current-tenant pointer and switch audit (a retry
         deletes nothing more)."""
-        rows = await self.store.erase_user(input.user_id, self._user_scope(input.user_id))
+        rows = await self.store.erase_user(input.user_id, data_subject_scope(input.user_id))
         return UserDataErased(service="tenant", user_id=input.user_id, rows=rows)
 
     # tenant_provisioning ----------------------------------------------------------------

@@ -59,7 +59,13 @@ from contracts.user import (
 from contracts.workflow import UserDataErased, UserDataExport, UserDataRequest
 from services.common.activity import service_activity
 from services.common.email import EmailOutbox, OutgoingEmail
-from services.common.errors import NotFound, ServiceError, ensure_tenant, require_context
+from services.common.errors import (
+    NotFound,
+    ServiceError,
+    data_subject_scope,
+    ensure_tenant,
+    require_context,
+)
 from services.user.models import MembershipRow
 from services.user.store import UserStore, email_outbox
 
@@ -383,26 +389,29 @@ class UserActivities:
 
     # Data-subject requests ------------------------------------------------------------
 
-    async def _data_subject(self, user_id: str) -> None:
-        """The user themself, or an admin of a tenant the user is a member of."""
+    async def _data_subject(self, user_id: str, *, erasing: bool = False) -> str | None:
+        """The user themself (every tenant: None), or an admin of a tenant the user is a
+        member of (that tenant only); to anyone else the user does not exist. An admin's
+        erasure of someone with nothing (left) in the tenant erases nothing: so an
+        interrupted one made again completes."""
         context = require_context()
-        if user_id == context.user_id:
-            return
-        if await self.store.membership(user_id, context.tenant_id) is None:
-            if await self.store.get_profile(user_id) is None:
-                return  # nothing here about this user (e.g. already erased)
+        if (
+            user_id != context.user_id
+            and not erasing
+            and await self.store.membership(user_id, context.tenant_id) is None
+            and await self.store.get_profile(user_id) is not None
+        ):
             ensure_tenant(None, "user")
-        if not is_admin(context):
-            raise ServiceError(ErrorKind.AUTHORIZATION, "only tenant admins can do this")
+        return data_subject_scope(user_id)
 
     @service_activity(UserActivity.EXPORT_USER_DATA)
     async def export_user_data(self, input: UserDataRequest) -> UserDataExport:
-        await self._data_subject(input.user_id)
-        records = await self.store.export_user_data(input.user_id)
+        scope = await self._data_subject(input.user_id)
+        records = await self.store.export_user_data(input.user_id, scope)
         return UserDataExport(service="user", user_id=input.user_id, records=records)
 
     @service_activity(UserActivity.ERASE_USER_DATA)
     async def erase_user_data(self, input: UserDataRequest) -> UserDataErased:
-        await self._data_subject(input.user_id)
-        rows = await self.store.erase_user_data(input.user_id)
+        scope = await self._data_subject(input.user_id, erasing=True)
+        rows = await self.store.erase_user_data(input.user_id, scope)
         return UserDataErased(service="user", user_id=input.user_id, rows=rows)

@@ -32,7 +32,7 @@ from contracts.workflow import (
     WriteArchiveInput,
 )
 from services.common.activity import service_activity
-from services.common.errors import ServiceError, require_context
+from services.common.errors import ServiceError, data_subject_scope, require_context
 from services.workflow.models import ExportRow
 from services.workflow.store import WorkflowStore
 from workflow_client.codec import KeyRing
@@ -168,16 +168,17 @@ class WorkflowActivities:
 
     @service_activity(WorkflowActivity.ERASE_USER_DATA)
     async def erase_user_data(self, input: UserDataRequest) -> UserDataErased:
-        """This service's own data about the user: their export archives and records."""
-        require_context()
+        """This service's own data about the user: their export archives and records (a
+        tenant admin's request: those made in that tenant)."""
+        scope = data_subject_scope(input.user_id)
         folder = exports_dir(self.settings)
         files = 0
-        for row in await self.store.exports_of(input.user_id):
+        for row in await self.store.exports_of(input.user_id, scope):
             path = folder / row.file_name
             if path.exists():
                 path.unlink()
                 files += 1
-        rows = await self.store.delete_exports_of(input.user_id)
+        rows = await self.store.delete_exports_of(input.user_id, scope)
         return UserDataErased(
             service="workflow",
             user_id=input.user_id,

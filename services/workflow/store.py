@@ -115,18 +115,19 @@ class WorkflowStore:
             )
         return ExportRow.model_validate(dict(found)) if found else None
 
-    async def exports_of(self, user_id: str) -> list[ExportRow]:
+    async def exports_of(self, user_id: str, tenant_id: str | None = None) -> list[ExportRow]:
+        """The user's exports (made in ``tenant_id``; None: in any tenant)."""
         async with self.db.transaction() as session:
             rows = (
-                (await session.execute(select(exports).where(exports.c.user_id == user_id)))
+                (await session.execute(select(exports).where(*_of(user_id, tenant_id))))
                 .mappings()
                 .all()
             )
         return [ExportRow.model_validate(dict(row)) for row in rows]
 
-    async def delete_exports_of(self, user_id: str) -> int:
+    async def delete_exports_of(self, user_id: str, tenant_id: str | None = None) -> int:
         async with self.db.transaction() as session:
-            result = await session.execute(delete(exports).where(exports.c.user_id == user_id))
+            result = await session.execute(delete(exports).where(*_of(user_id, tenant_id)))
         return rowcount(result)
 
     # Erasure audit --------------------------------------------------------------------
@@ -185,3 +186,11 @@ class WorkflowStore:
                 .where(erase_audit.c.request_id == request_id, erase_audit.c.finished_at.is_(None))
                 .values(status=status, finished_at=now)
             )
+
+
+def _of(user_id: str, tenant_id: str | None) -> list[Any]:
+    """The user's exports, in one tenant or (None) in any."""
+    conditions: list[Any] = [exports.c.user_id == user_id]
+    if tenant_id is not None:
+        conditions.append(exports.c.tenant_id == tenant_id)
+    return conditions

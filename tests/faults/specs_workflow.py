@@ -10,6 +10,7 @@ from typing import Any
 
 from adx.histories import Harness, _alice, _new_member
 from contracts.auth import AuthActivity
+from contracts.context import RequestContext
 from contracts.names import WorkflowType
 from contracts.tenant import TenantActivity
 from contracts.user import UserActivity
@@ -68,10 +69,12 @@ ONBOARDING = SagaSpec(
 
 
 async def prepare_erase(h: Harness) -> Prepared:
-    _, alice = _alice()
+    """The user's own erasure: all of their data, in every service (a tenant admin's covers
+    that tenant's only, tests/services/workflow/test_compliance.py)."""
     subject = await _new_member(h)
     erase = ComplianceEraseInput(user_id=subject, reason="fault injection")
-    return Prepared(alice, erase, {"user_id": subject})
+    me = RequestContext(user_id=subject, tenant_id="acme", roles=("member",))
+    return Prepared(me, erase, {"user_id": subject})
 
 
 async def erased(h: Harness, prepared: Prepared, result: Any) -> None:

@@ -59,6 +59,10 @@ def operations(client: Client, demo_queue: str, demo_worker: None) -> WorkflowOp
     return WorkflowOperations(client, task_queues={"demo_steps": demo_queue})
 
 
+# The micro-frontends' origins the router is configured with in these tests.
+WEB_ORIGINS = ["http://localhost:3000", "http://localhost:3001"]
+
+
 @pytest.fixture(scope="module")
 async def router(
     settings: Settings, operations: WorkflowOperations, tmp_path_factory: pytest.TempPathFactory
@@ -83,6 +87,7 @@ async def router(
             "ADX_PORTS": json.dumps(ports),
             "ADX_DATA_DIR": str(data_dir),
             "ADX_LOG_LEVEL": "WARNING",
+            "ADX_CORS_ORIGINS": json.dumps(WEB_ORIGINS),
         }
         with log.open("wb") as sink:
             process = await asyncio.create_subprocess_exec(

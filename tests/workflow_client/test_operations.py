@@ -284,6 +284,31 @@ async def test_another_tenant_sees_nothing(
     await ops.cancel(alice, op.id, "cleanup")
 
 
+async def test_only_its_own_user_or_an_admin_cancels_or_retries_an_operation(
+    ops: WorkflowOperations, alice: RequestContext
+) -> None:
+    """A plain member sees the tenant's operations but cannot stop or repeat another's: to
+    them, for that, it does not exist. The operation's user and the tenant's admins can."""
+    starter = RequestContext(
+        user_id="carol@acme.test", tenant_id=alice.tenant_id, roles=("member",)
+    )
+    member = RequestContext(user_id="dave@acme.test", tenant_id=alice.tenant_id, roles=("member",))
+    admin = RequestContext(user_id="erin@acme.test", tenant_id=alice.tenant_id, roles=("admin",))
+    running = await ops.start(starter, "demo_wait", WaitInput(seconds=30))
+    assert (await ops.describe(member, running.id)).status is OperationStatus.RUNNING
+    with pytest.raises(OperationNotFound):
+        await ops.cancel(member, running.id, "not mine")
+    assert (await ops.describe(starter, running.id)).status is OperationStatus.RUNNING
+    assert (await ops.cancel(admin, running.id, "as admin")).id == running.id
+    with pytest.raises(WorkflowFailed):
+        await ops.result(starter, running.id)
+    with pytest.raises(OperationNotFound):
+        await ops.retry(member, running.id)
+    again = await ops.retry(starter, running.id)
+    assert again.retry_of == running.id
+    await ops.cancel(starter, again.id, "cleanup")
+
+
 async def test_invalid_and_unknown_ids(ops: WorkflowOperations, alice: RequestContext) -> None:
     with pytest.raises(InvalidOperationId):
         await ops.describe(alice, "'; DROP TABLE--")

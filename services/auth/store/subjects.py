@@ -20,16 +20,28 @@ from services.common.db import Store, fetch_all, fetch_first, fetch_value, json_
 
 
 class SubjectsMixin(Store):
-    async def export_user_data(self, user_id: str) -> dict[str, list[dict[str, Any]]]:
+    async def export_user_data(
+        self, user_id: str, tenant_id: str | None = None
+    ) -> dict[str, list[dict[str, Any]]]:
         """Every row about the user, secrets left out (password hash, token hashes, TOTP
-        secrets, recovery code hashes, refresh token hashes). Sessions come from the
-        session store (see the activity)."""
+        secrets, recovery code hashes, refresh token hashes); with ``tenant_id`` (its
+        admin's request) the account and its grant in that tenant only. Sessions come
+        from the session store (see the activity)."""
         records: dict[str, list[dict[str, Any]]] = {}
         async with self.db.transaction() as session:
             user = await fetch_first(session, select(users).where(users.c.id == user_id))
             if user is None:
                 return records
             records["auth_users"] = [json_row(user, exclude={"password_hash"})]
+            if tenant_id is not None:
+                grants = await fetch_all(
+                    session,
+                    select(tenant_grants).where(
+                        tenant_grants.c.user_id == user_id, tenant_grants.c.tenant_id == tenant_id
+                    ),
+                )
+                records[tenant_grants.name] = [json_row(row) for row in grants]
+                return records
             for table, exclude in (
                 (tenant_grants, set()),
                 (tokens, {"token_hash"}),
@@ -47,10 +59,21 @@ class SubjectsMixin(Store):
             ]
         return records
 
-    async def erase_user_data(self, user_id: str) -> dict[str, int]:
-        """Deletes every row about the user (idempotent: a second call deletes nothing)."""
+    async def erase_user_data(self, user_id: str, tenant_id: str | None = None) -> dict[str, int]:
+        """Deletes every row about the user; with ``tenant_id`` (its admin's request) only
+        the grant to that tenant and the sessions in it. Idempotent: a second call deletes
+        nothing."""
         counts: dict[str, int] = {}
         async with self.db.transaction() as session:
+            if tenant_id is not None:
+                for table in (tenant_grants, sessions):
+                    result = await session.execute(
+                        delete(table).where(
+                            table.c.user_id == user_id, table.c.tenant_id == tenant_id
+                        )
+                    )
+                    counts[table.name] = rowcount(result)
+                return counts
             email = await fetch_value(
                 session, select(users.c.email_lower).where(users.c.id == user_id)
             )

@@ -180,11 +180,20 @@ async def test_export_has_every_row_but_no_secret_and_erase_removes_them(
     for secret in ("password_hash", "$argon2", "refresh_token_hash", "f" * 64):
         assert secret not in dumped
 
+    # The tenant's admin erases what acme holds (the grant, the sessions there); the account
+    # is the user's, for their other tenants. Another tenant's admin erases nothing.
+    with use_context(elsewhere):
+        untouched = await activities.erase_user_data(request)
+    assert sum(untouched.rows.values()) == 0
     with use_context(ADMIN):
+        scoped = await activities.erase_user_data(request)
+    assert scoped.rows["auth_tenant_grants"] == 1
+    assert await store.get_user(user_id) is not None
+    assert await activities.sessions.for_user(user_id) == []
+    with use_context(RequestContext(user_id=user_id, tenant_id="acme", roles=("member",))):
         erased = await activities.erase_user_data(request)
         repeat = await activities.erase_user_data(request)
     assert erased.rows["auth_users"] == 1
-    assert erased.rows["auth_tenant_grants"] == 1
     assert sum(repeat.rows.values()) == 0
     assert await store.get_user(user_id) is None
     assert await store.grants_for_user(user_id) == []

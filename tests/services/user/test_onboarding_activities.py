@@ -151,11 +151,17 @@ async def test_export_and_erase_every_row_about_the_user(
         assert exported.records["user_profiles"][0]["email"] == profile.email
         assert len(exported.records["user_memberships"]) == 1
         assert {row["id"] for row in exported.records["user_activity_log"]} == {"a", "b"}
+        # The admin's erasure: what acme holds; the profile is the user's, for other tenants.
+        scoped = await activities.erase_user_data(request)
+    assert scoped.rows["user_memberships"] == 1
+    assert scoped.rows["user_activity_log"] == 2  # one deleted, one anonymised
+    assert "user_profiles" not in scoped.rows
+    assert await store.get_profile(user_id) is not None
+    assert await store.membership(user_id, "acme") is None
+    with use_context(RequestContext(user_id=user_id, tenant_id="acme", roles=("member",))):
         erased = await activities.erase_user_data(request)
         repeat = await activities.erase_user_data(request)
     assert erased.rows["user_profiles"] == 1
-    assert erased.rows["user_memberships"] == 1
-    assert erased.rows["user_activity_log"] == 2  # one deleted, one anonymised
     assert sum(repeat.rows.values()) == 0
     assert await store.get_profile(user_id) is None
     entries = await store.recent_activity("acme", ALICE.id, 10)

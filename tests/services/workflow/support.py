@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import JSON, Column, MetaData, String, Table, delete, select, text
+from sqlalchemy import JSON, Column, MetaData, String, Table, and_, delete, select, text
 from sqlalchemy.dialects import sqlite
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -29,7 +29,7 @@ from contracts.tenant import (
 from services.common.activity import service_activity
 from services.common.db import Database
 from services.common.dev_seed import USERS
-from services.common.errors import ensure_tenant, require_context
+from services.common.errors import data_subject_scope, ensure_tenant
 from tests.support.tables import holds_state
 
 ALICE = USERS[0]  # acme owner/admin/member, globex member
@@ -86,11 +86,12 @@ class TenantStandIn:
     async def create(self) -> None:
         async with self.db.engine.begin() as conn:
             await conn.run_sync(standin_metadata.create_all)
-            await conn.execute(
-                sqlite.insert(tenant_members)
-                .values(tenant_id="acme", user_id=ALICE.id, roles=list(ADMIN_ROLES), added_by=None)
-                .on_conflict_do_nothing()
-            )
+            for tenant_id, roles in (("acme", list(ADMIN_ROLES)), ("globex", ["member"])):
+                await conn.execute(
+                    sqlite.insert(tenant_members)
+                    .values(tenant_id=tenant_id, user_id=ALICE.id, roles=roles, added_by=None)
+                    .on_conflict_do_nothing()
+                )
 
     def all(self) -> list[Callable[..., Any]]:
         return [self.add_member, self.remove_member, self.export_user_data, self.erase_user_data]
@@ -139,39 +140,18 @@ class TenantStandIn:
                 )
             )
 
-    async def _data_subject(self, user_id: str) -> None:
-        """The user themself, or an admin of one of the user's tenants (as the real one)."""
-        context = require_context()
-        if user_id == context.user_id:
-            return
-        async with self.db.transaction() as session:
-            tenants = (
-                (
-                    await session.execute(
-                        select(tenant_members.c.tenant_id).where(
-                            tenant_members.c.user_id == user_id
-                        )
-                    )
-                )
-                .scalars()
-                .all()
-            )
-        if tenants and context.tenant_id not in tenants:
-            ensure_tenant(None, "user")
+    def _data_subject(self, user_id: str) -> Any:
+        """The rows a request about ``user_id`` covers, as the real one decides: the user's
+        own, every tenant's; a tenant admin's, that tenant's."""
+        scope = data_subject_scope(user_id)
+        mine = tenant_members.c.user_id == user_id
+        return mine if scope is None else and_(mine, tenant_members.c.tenant_id == scope)
 
     @service_activity(TenantActivity.EXPORT_USER_DATA)
     async def export_user_data(self, input: UserDataRequest) -> UserDataExport:
-        await self._data_subject(input.user_id)
+        covered = self._data_subject(input.user_id)
         async with self.db.transaction() as session:
-            rows = (
-                (
-                    await session.execute(
-                        select(tenant_members).where(tenant_members.c.user_id == input.user_id)
-                    )
-                )
-                .mappings()
-                .all()
-            )
+            rows = (await session.execute(select(tenant_members).where(covered))).mappings().all()
         return UserDataExport(
             service="tenant",
             user_id=input.user_id,
@@ -180,11 +160,9 @@ class TenantStandIn:
 
     @service_activity(TenantActivity.ERASE_USER_DATA)
     async def erase_user_data(self, input: UserDataRequest) -> UserDataErased:
-        await self._data_subject(input.user_id)
+        covered = self._data_subject(input.user_id)
         async with self.db.transaction() as session:
-            result = await session.execute(
-                delete(tenant_members).where(tenant_members.c.user_id == input.user_id)
-            )
+            result = await session.execute(delete(tenant_members).where(covered))
         return UserDataErased(
             service="tenant",
             user_id=input.user_id,

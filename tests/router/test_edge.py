@@ -1,0 +1,71 @@
+"""The router's edge against browsers of other sites: CORS answers only the micro-frontends'
+origins, and a request a browser could send cross-site without a preflight (a form post, a
+bare GET) runs nothing."""
+
+from __future__ import annotations
+
+import httpx
+
+from adx.schema_command import router_limits
+from tests.router.conftest import WEB_ORIGINS, Router
+
+EVIL = "http://evil.example"
+TYPENAME = "query { __typename }"
+
+
+async def test_cors_answers_the_micro_frontends_and_never_echoes_another_origin(
+    router: Router,
+) -> None:
+    preflight = {
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "content-type,authorization",
+    }
+    async with httpx.AsyncClient(timeout=10) as http:
+        for origin in WEB_ORIGINS:
+            allowed = await http.options(router.url, headers={"origin": origin, **preflight})
+            assert allowed.headers["access-control-allow-origin"] == origin
+            assert allowed.headers["access-control-allow-credentials"] == "true"
+        for answer in (
+            await http.options(router.url, headers={"origin": EVIL, **preflight}),
+            await http.post(router.url, json={"query": TYPENAME}, headers={"origin": EVIL}),
+        ):
+            assert answer.headers.get("access-control-allow-origin") in (None, "null")
+
+
+async def test_a_cross_site_form_post_or_bare_get_runs_nothing(router: Router) -> None:
+    async with httpx.AsyncClient(timeout=10) as http:
+        for simple in ("application/x-www-form-urlencoded", "text/plain", "multipart/form-data"):
+            refused = await http.post(
+                router.url,
+                content=f"query={TYPENAME}",
+                headers={"content-type": simple, "origin": EVIL},
+            )
+            assert refused.status_code == 403, simple
+            assert "data" not in refused.json() or refused.json()["data"] is None
+        bare = await http.get(router.url, params={"query": TYPENAME})
+        assert bare.status_code == 403
+        # The header a page can only send after a preflight (which CORS refuses elsewhere).
+        marked = await http.get(router.url, params={"query": TYPENAME}, headers={"x-adx-csrf": "1"})
+        assert marked.json() == {"data": {"__typename": "Query"}}
+        json_post = await http.post(router.url, json={"query": TYPENAME})
+        assert json_post.json() == {"data": {"__typename": "Query"}}
+
+
+async def test_abusive_documents_are_refused_by_the_router_itself(router: Router) -> None:
+    """Limits the router enforces before planning (the subgraphs only see what it forwards):
+    aliases, tokens and the body's size; a normal document still passes."""
+    limits = router_limits()
+    many_aliases = "{ " + " ".join(f"a{i}: __typename" for i in range(limits["aliases"] + 1)) + " }"
+    many_tokens = "{ " + " ".join(["__typename"] * (limits["tokens"] + 1)) + " }"
+    padded = "{ __typename }\n#" + "x" * limits["body_bytes"]
+    async with httpx.AsyncClient(timeout=30) as http:
+        for document, refusal in ((many_aliases, "Too many aliases"), (many_tokens, "Token limit")):
+            answer = (await http.post(router.url, json={"query": document})).json()
+            assert answer.get("data") is None
+            # The router's own refusal, not a subgraph's.
+            assert refusal in answer["errors"][0]["message"], answer
+        oversized = await http.post(router.url, json={"query": padded})
+        assert oversized.status_code == 413
+        fine = "{ " + " ".join(f"a{i}: __typename" for i in range(limits["aliases"])) + " }"
+        answer = (await http.post(router.url, json={"query": fine})).json()
+        assert answer["data"]["a0"] == "Query"
