@@ -19,7 +19,8 @@ from temporalio.client import Client
 
 from adx.jwks import JwksVerifier
 from adx.logging import CorrelationIdMiddleware, configure_logging, get_logger
-from adx.problems import http_exception_problem, problem, problem_for
+from adx.problems import http_exception_problem, problem_for
+from adx.readiness import readiness_endpoint
 from adx.settings import Settings, get_settings
 from contracts.errors import ErrorKind
 from gateway import workflows
@@ -71,12 +72,10 @@ def create_gateway_app(settings: Settings, *, client: Client | None = None) -> S
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    async def readyz(request: Request) -> Response:
-        try:
-            await ensure_namespace(request.app.state.operations.client)
-        except Exception:  # any failure means not ready
-            return problem(503, "Not ready", "the workflow engine is unavailable", request=request)
-        return JSONResponse({"status": "ready"})
+    async def temporal_ready() -> None:
+        await ensure_namespace(app.state.operations.client)
+
+    readyz = readiness_endpoint({"temporal": temporal_ready}, {})
 
     async def metrics_endpoint(_request: Request) -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

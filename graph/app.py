@@ -3,7 +3,7 @@ dev), ``/healthz``, ``/readyz`` and ``/metrics``."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
@@ -23,13 +23,11 @@ from strawberry.subscriptions import GRAPHQL_SSE_PROTOCOL, GRAPHQL_TRANSPORT_WS_
 from strawberry.types import ExecutionResult
 
 from adx.logging import CorrelationIdMiddleware
-from adx.problems import problem
+from adx.readiness import ReadinessCheck, readiness_endpoint
 from adx.settings import Environment
 from graph.context import BffDependencies, GraphContext
 from graph.errors import ClientError, format_client_error
 from workflow_client.connect import ensure_namespace
-
-ReadinessCheck = Callable[[], Awaitable[None]]
 
 
 class BffGraphQL(GraphQL[GraphContext, None]):
@@ -90,18 +88,7 @@ def create_bff_app(
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"status": "ok", "bff": deps.name})
 
-    async def readyz(request: Request) -> Response:
-        failed = {}
-        for name, check in checks.items():
-            try:
-                await check()
-            except Exception as error:  # readiness reports any failure
-                failed[name] = type(error).__name__
-        if failed:
-            return problem(
-                503, "Not ready", f"{', '.join(failed)} unavailable", request=request, checks=failed
-            )
-        return JSONResponse({"status": "ready", "bff": deps.name})
+    readyz = readiness_endpoint(checks, {"bff": deps.name})
 
     async def metrics(_request: Request) -> Response:
         return Response(generate_latest(deps.metrics.registry), media_type=CONTENT_TYPE_LATEST)

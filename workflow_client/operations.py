@@ -186,6 +186,11 @@ class _ClosedCache:
             self._entries.popitem(last=False)
 
 
+# Every call to Temporal but the result's long poll gets this deadline: a hung server is a
+# 503 (TemporalUnavailable) in bounded time, not a request waiting as long as it hangs.
+RPC_TIMEOUT = timedelta(seconds=2)
+
+
 class WorkflowOperations:
     def __init__(
         self,
@@ -194,6 +199,7 @@ class WorkflowOperations:
         task_queues: Mapping[str, str] | None = None,
         closed_cache_size: int = 10_000,
         query_timeout: timedelta = timedelta(seconds=5),
+        rpc_timeout: timedelta = RPC_TIMEOUT,
     ) -> None:
         self.client = client
         self._task_queues: Mapping[str, str] = task_queues or {
@@ -202,6 +208,7 @@ class WorkflowOperations:
         self._closed = _ClosedCache(closed_cache_size)
         self._page_token_codec: PageTokens | None = None
         self._query_timeout = query_timeout
+        self._rpc_timeout = rpc_timeout
 
     @property
     def _page_tokens(self) -> PageTokens:
@@ -305,6 +312,7 @@ class WorkflowOperations:
                         else WorkflowIDConflictPolicy.FAIL
                     ),
                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                    rpc_timeout=self._rpc_timeout,
                 )
         except WorkflowAlreadyStartedError as error:
             if request_key is None:
@@ -464,6 +472,7 @@ class WorkflowOperations:
             " AND ".join(clauses),
             page_size=max(1, min(page_size, 100)),
             next_page_token=token,
+            rpc_timeout=self._rpc_timeout,
         )
         try:
             await iterator.fetch_next_page()
@@ -485,7 +494,9 @@ class WorkflowOperations:
             return operation
         try:
             with use_context(context):
-                await self.client.get_workflow_handle(operation_id).cancel()
+                await self.client.get_workflow_handle(operation_id).cancel(
+                    rpc_timeout=self._rpc_timeout
+                )
         except RPCError as error:
             if error.status is not RPCStatusCode.NOT_FOUND:
                 raise _unavailable(self.client, error) from error
@@ -504,7 +515,12 @@ class WorkflowOperations:
         return await self.describe(context, handle.id)
 
     async def _original_input(self, operation_id: str) -> list[Any]:
-        history = await self.client.get_workflow_handle(operation_id).fetch_history()
+        try:
+            history = await self.client.get_workflow_handle(operation_id).fetch_history(
+                rpc_timeout=self._rpc_timeout
+            )
+        except RPCError as error:
+            raise _unavailable(self.client, error) from error
         for event in history.events:
             if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
                 payloads = event.workflow_execution_started_event_attributes.input.payloads
@@ -514,7 +530,9 @@ class WorkflowOperations:
     async def _describe_raw(self, operation_id: str) -> WorkflowExecutionDescription:
         check_operation_id(operation_id)
         try:
-            return await self.client.get_workflow_handle(operation_id).describe()
+            return await self.client.get_workflow_handle(operation_id).describe(
+                rpc_timeout=self._rpc_timeout
+            )
         except RPCError as error:
             if error.status is RPCStatusCode.NOT_FOUND:
                 raise OperationNotFound(operation_id) from error

@@ -3,7 +3,7 @@ handling in every service."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 import structlog
@@ -19,6 +19,7 @@ from adx.bodies import BodyTooLarge, read_limited
 from adx.identity import InvalidToken, TokenType, TokenVerifier, bearer_token
 from adx.logging import CorrelationIdMiddleware
 from adx.problems import http_exception_problem, problem, problem_for, validation_problem
+from adx.readiness import ReadinessCheck, readiness_endpoint
 from contracts.context import RequestContext
 from contracts.errors import ErrorKind
 from services.common.errors import ServiceError
@@ -29,7 +30,6 @@ M = TypeVar("M", bound=BaseModel)
 
 MAX_JSON_BODY = 1024 * 1024
 MAX_IDEMPOTENCY_KEY = 200
-ReadinessCheck = Callable[[], Awaitable[None]]
 
 
 async def parse_body(request: Request, model: type[M]) -> M:
@@ -87,22 +87,7 @@ def create_service_app(
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"status": "ok", "service": name})
 
-    async def readyz(request: Request) -> Response:
-        failed = {}
-        for check_name, check in readiness.items():
-            try:
-                await check()
-            except Exception as error:  # readiness reports any failure, whatever it is
-                failed[check_name] = type(error).__name__
-        if failed:
-            return problem(
-                503,
-                "Not ready",
-                f"{', '.join(failed)} unavailable",
-                request=request,
-                checks=failed,
-            )
-        return JSONResponse({"status": "ready", "service": name, "checks": list(readiness)})
+    readyz = readiness_endpoint(readiness, {"service": name})
 
     async def on_service_error(request: Request, error: Exception) -> Response:
         assert isinstance(error, ServiceError)
