@@ -13,6 +13,8 @@ import httpx
 import structlog
 
 from adx.identity import InvalidToken, TokenClaims, TokenType, TokenVerifier
+from adx.sessions import SessionCheck
+from adx.settings import Settings
 
 log = structlog.stdlib.get_logger(__name__)
 
@@ -27,6 +29,7 @@ class JwksVerifier:
         http: httpx.AsyncClient,
         cache_seconds: float = 300.0,
         min_refresh_interval: float = 5.0,
+        sessions: SessionCheck | None = None,
     ) -> None:
         self._url = jwks_url
         self._issuer = issuer
@@ -38,13 +41,34 @@ class JwksVerifier:
         self._fetched_at = 0.0
         self._lock = asyncio.Lock()
         self.fetches = 0
+        self._sessions = sessions
+
+    @classmethod
+    def from_settings(cls, settings: Settings, http: httpx.AsyncClient) -> JwksVerifier:
+        """The auth service's keys, and (``session_check``) its word on each session."""
+        sessions = None
+        if settings.checks_sessions:
+            sessions = SessionCheck(
+                settings.url("auth", "/api/auth/session"), http, ttl=settings.session_check_seconds
+            )
+        return cls(
+            settings.jwks_url or settings.url("auth", "/.well-known/jwks.json"),
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            http=http,
+            cache_seconds=settings.jwks_cache_seconds,
+            sessions=sessions,
+        )
 
     async def verify(self, token: str, expected: TokenType = TokenType.ACCESS) -> TokenClaims:
         kid = TokenVerifier.key_id(token)
         if kid is None:
             raise InvalidToken("malformed token")
         verifier = await self._current(kid)
-        return verifier.verify(token, expected)
+        claims = verifier.verify(token, expected)
+        if self._sessions is not None and expected is TokenType.ACCESS:
+            return await self._sessions.current(token, claims)
+        return claims
 
     async def _current(self, kid: str) -> TokenVerifier:
         now = time.monotonic()

@@ -148,6 +148,12 @@ class Settings(BaseSettings):
     # JWKS of the auth service; None: url("auth", "/.well-known/jwks.json")
     jwks_url: str | None = None
     jwks_cache_seconds: float = 300.0
+    # Access tokens count only while their session is open, with the roles the grant has now
+    # (adx/sessions.py), asked of the auth service at most every session_check_seconds per
+    # session. None: on, except in the test environment, whose synthetic tokens have no
+    # session (the check's own tests switch it on).
+    session_check: bool | None = None
+    session_check_seconds: float = 5.0
 
     # File service
     file_storage_root: Path | None = None  # None: <data_dir>/files
@@ -188,6 +194,12 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.environment is Environment.PRODUCTION
+
+    @property
+    def checks_sessions(self) -> bool:
+        if self.session_check is not None:
+            return self.session_check
+        return self.environment is not Environment.TEST
 
     @property
     def browser_origins(self) -> list[str]:

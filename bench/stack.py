@@ -109,6 +109,8 @@ class Stack:
             "ADX_GATEWAY_RATE_LIMIT_USER": "100000000/minute",
             "ADX_GATEWAY_RATE_LIMIT_TENANT": "100000000/minute",
             "ADX_ACCESS_TOKEN_TTL_SECONDS": "7200",
+            # The stack has no auth service (a plain JWKS server): its tokens have no session.
+            "ADX_SESSION_CHECK": "false",
         }
         # Nothing from the caller's ADX_* environment leaks in: the run is reproducible.
         env = {k: v for k, v in os.environ.items() if not k.startswith("ADX_")}

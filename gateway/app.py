@@ -46,13 +46,7 @@ def create_gateway_app(settings: Settings, *, client: Client | None = None) -> S
     metrics = GatewayMetrics()
     http = httpx.AsyncClient(follow_redirects=False)
     upstreams = Upstreams(settings, http, on_breaker_change=metrics.breaker_changed)
-    verifier = JwksVerifier(
-        settings.jwks_url or settings.url("auth", "/.well-known/jwks.json"),
-        issuer=settings.jwt_issuer,
-        audience=settings.jwt_audience,
-        http=http,
-        cache_seconds=settings.jwks_cache_seconds,
-    )
+    verifier = JwksVerifier.from_settings(settings, http)
     openapi = build_openapi()
     service_documents = ServiceDocuments(upstreams, http)
 

@@ -69,6 +69,7 @@ from services.auth.models import (
     RefreshRequest,
     RegisterRequest,
     SessionRecord,
+    SessionState,
     SessionView,
     TokenPurpose,
     TokenResponse,
@@ -299,6 +300,16 @@ class AuthApi:
                 Doc("the caller's account, session, tenant and grants", {200: Me}),
             ),
             Endpoint(
+                "/api/auth/session",
+                self.session_state,
+                "GET",
+                Doc(
+                    "the state of the token's session (open, or since when ended) and the "
+                    "roles its grant has now",
+                    {200: SessionState},
+                ),
+            ),
+            Endpoint(
                 "/api/auth/permissions/check",
                 self.check_permission,
                 "POST",
@@ -314,17 +325,20 @@ class AuthApi:
 
     async def caller(self, request: Request) -> Caller:
         """The verified access token *and* its session, which must still be live."""
-        token = bearer_token(request.headers.get("authorization"))
-        if token is None:
-            raise ServiceError(ErrorKind.AUTHENTICATION, "a bearer token is required")
-        try:
-            claims = self.runtime.verifier.verify(token, TokenType.ACCESS)
-        except InvalidToken as error:
-            raise ServiceError(ErrorKind.AUTHENTICATION, str(error)) from error
+        claims = self._access_claims(request)
         session = await self.sessions.get(claims.sid)
         if session is None or session.user_id != claims.sub or not session.active(now_utc()):
             raise ServiceError(ErrorKind.AUTHENTICATION, "the session has ended")
         return Caller(claims, session, claims.context(correlation_id(request)))
+
+    def _access_claims(self, request: Request) -> TokenClaims:
+        token = bearer_token(request.headers.get("authorization"))
+        if token is None:
+            raise ServiceError(ErrorKind.AUTHENTICATION, "a bearer token is required")
+        try:
+            return self.runtime.verifier.verify(token, TokenType.ACCESS)
+        except InvalidToken as error:
+            raise ServiceError(ErrorKind.AUTHENTICATION, str(error)) from error
 
     def _anonymous(self, request: Request, user_id: str) -> RequestContext:
         """Before login there is no tenant: registration and reset run under a pseudo one."""
@@ -884,6 +898,26 @@ class AuthApi:
                 roles=current.roles if current and current.status is GrantStatus.ACTIVE else [],
                 session_id=caller.session.id,
                 tenants=[grant.public() for grant in grants],
+            )
+        )
+
+    async def session_state(self, request: Request) -> Response:
+        """For tokens whose session may have just ended (the gateway and the BFFs count an
+        ending within their check interval, so a request in flight during a tenant switch
+        finishes); any other caller uses ``caller``, which refuses an ended session."""
+        claims = self._access_claims(request)
+        session = await self.sessions.get(claims.sid)
+        if session is None or session.user_id != claims.sub:
+            raise ServiceError(ErrorKind.AUTHENTICATION, "the session has ended")
+        now = now_utc()
+        ended_at = None if session.active(now) else (session.revoked_at or session.expires_at)
+        grant = await self.store.active_grant(claims.sub, claims.tid)
+        return json_response(
+            SessionState(
+                session_id=session.id,
+                open=ended_at is None,
+                ended_seconds_ago=None if ended_at is None else (now - ended_at).total_seconds(),
+                roles=grant.roles if grant else [],
             )
         )
 

@@ -165,6 +165,17 @@ class Me(BaseModel):
     tenants: list[TenantGrant]
 
 
+class SessionState(BaseModel):
+    """What the gateway and the BFFs ask about the session of a token they verified."""
+
+    session_id: str
+    open: bool
+    # Seconds since it ended (revoked or expired); None while open.
+    ended_seconds_ago: float | None
+    # The roles the user's grant in the token's tenant has now (none unless active).
+    roles: list[str]
+
+
 class PermissionAnswer(BaseModel):
     permission: Permission
     allowed: bool
