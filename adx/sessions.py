@@ -28,9 +28,9 @@ MAX_ENTRIES = 50_000
 
 class SessionCheck:
     def __init__(
-        self, me_url: str, http: httpx.AsyncClient, *, ttl: float = 5.0, timeout: float = 2.0
+        self, session_url: str, http: httpx.AsyncClient, *, ttl: float = 5.0, timeout: float = 2.0
     ) -> None:
-        self._url = me_url
+        self._url = session_url
         self._http = http
         self._ttl = ttl
         self._timeout = timeout

@@ -8,7 +8,6 @@ moves to B: the test tells the two behaviors apart."""
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -35,27 +34,12 @@ from services.common.service import open_runtime
 from services.tenant.billing import terms
 from services.tenant.service import SERVICE as TENANT
 from services.tenant.store import TenantStore
+from tests.support.worker_process import worker_env
 from workflow_client.connect import connect
 from workflow_client.operations import WorkflowOperations
 from workflow_client.versioning import deployment_name, execution_version, set_current_version
 
 OWNER = ("owner", "admin", "member")
-
-
-def worker_env(settings: Settings, build_id: str) -> dict[str, str]:
-    assert settings.temporal_address is not None
-    assert settings.database_url is not None
-    return {
-        "PATH": os.environ["PATH"],
-        "ADX_ENVIRONMENT": "test",
-        "ADX_TEMPORAL_ADDRESS": settings.temporal_address,
-        "ADX_TEMPORAL_NAMESPACE": settings.temporal_namespace,
-        "ADX_DATA_DIR": str(settings.data_dir),
-        "ADX_DATABASE_URL": settings.database_url,
-        "ADX_LOG_LEVEL": "WARNING",
-        "ADX_WORKER_DEPLOYMENT_NAME": settings.worker_deployment_name,
-        "ADX_WORKER_BUILD_ID": build_id,
-    }
 
 
 @asynccontextmanager
@@ -69,7 +53,11 @@ async def tenant_worker(settings: Settings, build_id: str, folder: Path) -> Asyn
             "service",
             "tenant",
             "worker",
-            env=worker_env(settings, build_id),
+            env=worker_env(
+                settings,
+                ADX_WORKER_DEPLOYMENT_NAME=settings.worker_deployment_name,
+                ADX_WORKER_BUILD_ID=build_id,
+            ),
             cwd=folder,
             stdout=log,
             stderr=log,
