@@ -6,6 +6,7 @@
 // Run it by hand the same way to serve the committed schema/supergraph.graphql elsewhere.
 import { defineConfig, type GatewayConfig } from "@graphql-hive/gateway";
 import { GraphQLError, type ValidationRule } from "graphql";
+import { maskError } from "graphql-yoga";
 
 // Subgraph name -> GraphQL URL. Overrides the URL recorded in the supergraph (the committed
 // supergraph carries the default development ports), so one supergraph serves every setup.
@@ -31,6 +32,20 @@ const limits: { depth: number; aliases: number; tokens: number; body_bytes: numb
   JSON.parse(process.env.ADX_ROUTER_LIMITS ?? '{"depth":10,"aliases":15,"tokens":2000,"body_bytes":102400}');
 // Production: no introspection and no "Did you mean" suggestions (the schema stays private).
 const production = process.env.ADX_ROUTER_PRODUCTION === "1";
+
+// A subgraph that cannot be reached (down, refusing, reset) is UNAVAILABLE to clients, named by
+// its subgraph, never by its address; every other unexpected error is masked as usual.
+function maskUnreachable(error: unknown, message: string, isDev?: boolean): Error {
+  const original = error instanceof GraphQLError ? error.originalError : undefined;
+  const extensions = original instanceof GraphQLError ? original.extensions : undefined;
+  if (extensions?.code === "SUBREQUEST_HTTP_ERROR") {
+    return new GraphQLError(`The ${String(extensions.serviceName ?? "")} service is unavailable.`, {
+      path: error instanceof GraphQLError ? error.path : undefined,
+      extensions: { code: "UNAVAILABLE" },
+    });
+  }
+  return maskError(error, message, isDev);
+}
 
 const aliasLimit: ValidationRule = (context) => {
   let aliases = 0;
@@ -132,6 +147,7 @@ export const gatewayConfig: GatewayConfig = defineConfig({
       }
     : false,
   csrfPrevention: { requestHeaders: [CSRF_HEADER] },
+  maskedErrors: { maskError: maskUnreachable },
   graphqlEndpoint: "/graphql",
   // Same probes as every other ADX process.
   healthCheckEndpoint: "/healthz",

@@ -14,7 +14,7 @@ import signal
 import sys
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,7 +67,6 @@ WEB_ORIGINS = ["http://localhost:3000", "http://localhost:3001"]
 async def router(
     settings: Settings, operations: WorkflowOperations, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Router]:
-    data_dir = tmp_path_factory.mktemp("router")
     async with AsyncExitStack() as stack:
         subgraphs: dict[str, str] = {}
         for name in sorted(BFFS):
@@ -75,37 +74,48 @@ async def router(
                 running_bff(load(name), settings, operations=operations)
             )
             subgraphs[name] = url
-        port = free_port()
-        ports = {"router": port}
-        ports.update({f"bff_{name}": _port_of(url) for name, url in subgraphs.items()})
-        log = data_dir / "router.log"
-        env = {
-            **os.environ,
-            "ADX_ENVIRONMENT": "test",
-            "ADX_HOST": "127.0.0.1",
-            "ADX_PORT_OFFSET": "0",
-            "ADX_PORTS": json.dumps(ports),
-            "ADX_DATA_DIR": str(data_dir),
-            "ADX_LOG_LEVEL": "WARNING",
-            "ADX_CORS_ORIGINS": json.dumps(WEB_ORIGINS),
-        }
-        with log.open("wb") as sink:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "adx",
-                "schema",
-                "router",
-                env=env,
-                stdout=sink,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
-            )
-        stack.push_async_callback(_stop, process)
+        yield await stack.enter_async_context(
+            router_process(subgraphs, tmp_path_factory.mktemp("router"))
+        )
+
+
+@asynccontextmanager
+async def router_process(subgraphs: dict[str, str], data_dir: Path) -> AsyncIterator[Router]:
+    """``adx schema router`` (what ``make dev`` runs) on a free port, in front of
+    ``subgraphs`` (name -> URL), until the block ends."""
+    port = free_port()
+    ports = {"router": port}
+    ports.update({f"bff_{name}": _port_of(url) for name, url in subgraphs.items()})
+    log = data_dir / "router.log"
+    env = {
+        **os.environ,
+        "ADX_ENVIRONMENT": "test",
+        "ADX_HOST": "127.0.0.1",
+        "ADX_PORT_OFFSET": "0",
+        "ADX_PORTS": json.dumps(ports),
+        "ADX_DATA_DIR": str(data_dir),
+        "ADX_LOG_LEVEL": "WARNING",
+        "ADX_CORS_ORIGINS": json.dumps(WEB_ORIGINS),
+    }
+    with log.open("wb") as sink:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "adx",
+            "schema",
+            "router",
+            env=env,
+            stdout=sink,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
         await _wait_ready(f"http://127.0.0.1:{port}/readyz", process, log)
         yield Router(
             url=f"http://127.0.0.1:{port}/graphql", port=port, subgraphs=subgraphs, log=log
         )
+    finally:
+        await _stop(process)
 
 
 def _port_of(url: str) -> int:

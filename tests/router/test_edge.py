@@ -1,13 +1,18 @@
-"""The router's edge against browsers of other sites: CORS answers only the micro-frontends'
-origins, and a request a browser could send cross-site without a preflight (a form post, a
-bare GET) runs nothing."""
+"""The router's edge: CORS answers only the micro-frontends' origins; a request a browser could
+send cross-site without a preflight (a form post, a bare GET) runs nothing; abusive documents
+are refused by the router itself; a subgraph it cannot reach is UNAVAILABLE."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import httpx
 
 from adx.schema_command import router_limits
-from tests.router.conftest import WEB_ORIGINS, Router
+from graph.runtime import BFFS
+from tests.router.conftest import WEB_ORIGINS, Router, router_process
+from tests.support.ports import free_port
 
 EVIL = "http://evil.example"
 TYPENAME = "query { __typename }"
@@ -69,3 +74,18 @@ async def test_abusive_documents_are_refused_by_the_router_itself(router: Router
         fine = "{ " + " ".join(f"a{i}: __typename" for i in range(limits["aliases"])) + " }"
         answer = (await http.post(router.url, json={"query": fine})).json()
         assert answer["data"]["a0"] == "Query"
+
+
+async def test_an_unreachable_subgraph_is_unavailable_and_named_not_addressed(
+    tmp_path: Path,
+) -> None:
+    dead = f"http://127.0.0.1:{free_port()}/graphql"  # nothing listens there
+    async with (
+        router_process({name: dead for name in BFFS}, tmp_path) as router,
+        httpx.AsyncClient(timeout=30) as http,
+    ):
+        answer = (await http.post(router.url, json={"query": "{ files { __typename } }"})).json()
+    [error] = answer["errors"]
+    assert error["extensions"]["code"] == "UNAVAILABLE"
+    assert error["message"] == "The file service is unavailable."
+    assert "127.0.0.1" not in json.dumps(answer)
