@@ -406,7 +406,9 @@ def _shown(path: Path) -> str:
 
 
 def router_limits() -> dict[str, int]:
-    """The subgraphs' document limits, which the router enforces first, and its body limit."""
+    """The subgraphs' document limits, which the router enforces first, its body limit, and
+    how often one email address may be used by the anonymous operations (login per minute;
+    registration and password-reset requests per quarter hour: each sends an email)."""
     from graph.schema import MAX_ALIASES, MAX_BODY_BYTES, MAX_DEPTH, MAX_TOKENS
 
     return {
@@ -414,6 +416,8 @@ def router_limits() -> dict[str, int]:
         "aliases": MAX_ALIASES,
         "tokens": MAX_TOKENS,
         "body_bytes": MAX_BODY_BYTES,
+        "logins_per_minute": 30,
+        "emails_per_quarter_hour": 5,
     }
 
 

@@ -28,8 +28,18 @@ const CSRF_HEADER = "x-adx-csrf";
 
 // The router's own limits (the subgraphs' from graph/schema.py, handed over by `adx schema
 // router`), so an abusive document is refused before the router parses or plans it.
-const limits: { depth: number; aliases: number; tokens: number; body_bytes: number } =
-  JSON.parse(process.env.ADX_ROUTER_LIMITS ?? '{"depth":10,"aliases":15,"tokens":2000,"body_bytes":102400}');
+const limits: {
+  depth: number;
+  aliases: number;
+  tokens: number;
+  body_bytes: number;
+  logins_per_minute: number;
+  emails_per_quarter_hour: number;
+} = JSON.parse(
+  process.env.ADX_ROUTER_LIMITS ??
+    '{"depth":10,"aliases":15,"tokens":2000,"body_bytes":102400,"logins_per_minute":30,"emails_per_quarter_hour":5}',
+);
+const MINUTE = 60_000;
 // Production: no introspection and no "Did you mean" suggestions (the schema stays private).
 const production = process.env.ADX_ROUTER_PRODUCTION === "1";
 
@@ -94,6 +104,25 @@ export const gatewayConfig: GatewayConfig = defineConfig({
       return headers;
     },
   },
+  // The anonymous operations, per email address (they have no caller to count by): password
+  // guessing on one account, and mail floods of one address.
+  rateLimiting: [
+    { type: "Mutation", field: "login", max: limits.logins_per_minute, ttl: MINUTE, identifier: "{args.email}" },
+    {
+      type: "Mutation",
+      field: "requestPasswordReset",
+      max: limits.emails_per_quarter_hour,
+      ttl: 15 * MINUTE,
+      identifier: "{args.email}",
+    },
+    {
+      type: "Mutation",
+      field: "register",
+      max: limits.emails_per_quarter_hour,
+      ttl: 15 * MINUTE,
+      identifier: "{args.input.email}",
+    },
+  ],
   maxDepth: limits.depth,
   maxTokens: limits.tokens,
   blockFieldSuggestions: production,

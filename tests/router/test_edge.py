@@ -89,3 +89,21 @@ async def test_an_unreachable_subgraph_is_unavailable_and_named_not_addressed(
     assert error["extensions"]["code"] == "UNAVAILABLE"
     assert error["message"] == "The file service is unavailable."
     assert "127.0.0.1" not in json.dumps(answer)
+
+
+async def test_the_anonymous_operations_are_rate_limited_per_email(router: Router) -> None:
+    """Each password-reset request sends an email: one address gets a few per quarter hour,
+    then the router refuses before any subgraph runs; another address is not held back."""
+    reset = "mutation($email: String!) { requestPasswordReset(email: $email) { id } }"
+    flooded = f"flood-{free_port()}@example.test"
+    async with httpx.AsyncClient(timeout=30) as http:
+
+        async def request(email: str) -> dict[str, object]:
+            sent = {"query": reset, "variables": {"email": email}}
+            answer: dict[str, object] = (await http.post(router.url, json=sent)).json()
+            return answer
+
+        for _ in range(router_limits()["emails_per_quarter_hour"]):
+            assert "Rate limit" not in json.dumps(await request(flooded))
+        assert "Rate limit" in json.dumps(await request(flooded))
+        assert "Rate limit" not in json.dumps(await request(f"other-{free_port()}@example.test"))
