@@ -80,7 +80,9 @@ async def router(
 
 
 @asynccontextmanager
-async def router_process(subgraphs: dict[str, str], data_dir: Path) -> AsyncIterator[Router]:
+async def router_process(
+    subgraphs: dict[str, str], data_dir: Path, environment: str = "test"
+) -> AsyncIterator[Router]:
     """``adx schema router`` (what ``make dev`` runs) on a free port, in front of
     ``subgraphs`` (name -> URL), until the block ends."""
     port = free_port()
@@ -89,7 +91,7 @@ async def router_process(subgraphs: dict[str, str], data_dir: Path) -> AsyncIter
     log = data_dir / "router.log"
     env = {
         **os.environ,
-        "ADX_ENVIRONMENT": "test",
+        "ADX_ENVIRONMENT": environment,
         "ADX_HOST": "127.0.0.1",
         "ADX_PORT_OFFSET": "0",
         "ADX_PORTS": json.dumps(ports),

@@ -107,3 +107,23 @@ async def test_the_anonymous_operations_are_rate_limited_per_email(router: Route
             assert "Rate limit" not in json.dumps(await request(flooded))
         assert "Rate limit" in json.dumps(await request(flooded))
         assert "Rate limit" not in json.dumps(await request(f"other-{free_port()}@example.test"))
+
+
+async def test_in_production_the_schema_stays_private(tmp_path: Path) -> None:
+    """No introspection and no "Did you mean" hints for a mistyped field (both answered in
+    development, where tools need them)."""
+    nowhere = f"http://127.0.0.1:{free_port()}/graphql"
+    introspect = {"query": "{ __schema { queryType { name } } }"}
+    typo = {"query": "{ tenantOverveiw { __typename } }"}
+    for environment, private in (("test", False), ("production", True)):
+        (tmp_path / environment).mkdir()
+        async with (
+            router_process(
+                {name: nowhere for name in BFFS}, tmp_path / environment, environment
+            ) as router,
+            httpx.AsyncClient(timeout=30) as http,
+        ):
+            schema = (await http.post(router.url, json=introspect)).json()
+            hint = json.dumps((await http.post(router.url, json=typo)).json())
+        assert ("data" not in schema or schema["data"] is None) is private, schema
+        assert ("Did you mean" in hint) is not private, hint
