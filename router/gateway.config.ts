@@ -3,7 +3,9 @@
 // Started by `adx schema router` (what `make dev` runs), which passes:
 //   hive-gateway supergraph <supergraph.graphql> -c gateway.config.ts --host H --port P
 //   ADX_ROUTER_SUBGRAPH_URLS='{"workflow": "http://127.0.0.1:4005/graphql", ...}'  (from ADX settings)
-// Run it by hand the same way to serve the committed schema/supergraph.graphql elsewhere.
+//   ADX_ROUTER_CORS_ORIGINS, ADX_ROUTER_LIMITS, ADX_ROUTER_PRODUCTION  (see below)
+// Run it by hand the same way to serve the committed schema/supergraph.graphql elsewhere
+// (without ADX_ROUTER_LIMITS, the defaults below are adx's).
 import { defineConfig, type GatewayConfig } from "@graphql-hive/gateway";
 import { GraphQLError, type ValidationRule } from "graphql";
 import { maskError } from "graphql-yoga";
