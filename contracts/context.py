@@ -49,3 +49,24 @@ def use_context(context: RequestContext | None) -> Iterator[None]:
         # where the token cannot be reset (and there is nothing left to restore).
         with suppress(ValueError):
             _current.reset(token)
+
+
+# Whether the running activity is a compensation (the step kernel's ``undo``): the stores
+# then fence what it undoes against late attempts of the operation's own forward steps
+# (services/common/before.py). It travels in a header of its own, beside the identity.
+COMPENSATION_HEADER_KEY = "adx-compensation"
+_compensating: ContextVar[bool] = ContextVar("adx_compensating", default=False)
+
+
+def in_compensation() -> bool:
+    return _compensating.get()
+
+
+@contextmanager
+def compensating(value: bool = True) -> Iterator[None]:
+    token = _compensating.set(value)
+    try:
+        yield
+    finally:
+        with suppress(ValueError):
+            _compensating.reset(token)

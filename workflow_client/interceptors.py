@@ -1,6 +1,7 @@
 """Carries the caller's RequestContext through Temporal headers:
 client -> workflow -> activities and child workflows, for starts, signals, queries, updates
-and update-with-start. Register it on the client only; workers built from it inherit it.
+and update-with-start, and tells an activity whether it runs as a compensation. Register it
+on the client only; workers built from it inherit it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,15 @@ import temporalio.worker
 import temporalio.workflow
 from temporalio.api.common.v1 import Payload
 
-from contracts.context import HEADER_KEY, RequestContext, current_context, use_context
+from contracts.context import (
+    COMPENSATION_HEADER_KEY,
+    HEADER_KEY,
+    RequestContext,
+    compensating,
+    current_context,
+    in_compensation,
+    use_context,
+)
 
 # Headers are plain JSON (they are stored in history unencrypted): only ids and roles go in.
 _HEADER_CONVERTER = temporalio.converter.default().payload_converter
@@ -31,6 +40,13 @@ def _write_header(target: _HasHeaders) -> None:
     if context is not None:
         payload = _HEADER_CONVERTER.to_payload(context.model_dump(mode="json"))
         target.headers = {**target.headers, HEADER_KEY: payload}
+
+
+def _write_activity_headers(target: _HasHeaders) -> None:
+    _write_header(target)
+    if in_compensation():
+        flag = _HEADER_CONVERTER.to_payload(True)
+        target.headers = {**target.headers, COMPENSATION_HEADER_KEY: flag}
 
 
 @contextmanager
@@ -93,7 +109,10 @@ class _ClientOutbound(temporalio.client.OutboundInterceptor):
 
 class _ActivityInbound(temporalio.worker.ActivityInboundInterceptor):
     async def execute_activity(self, input: temporalio.worker.ExecuteActivityInput) -> Any:
-        with _context_from(input):
+        with (
+            _context_from(input),
+            compensating(COMPENSATION_HEADER_KEY in input.headers),
+        ):
             return await super().execute_activity(input)
 
 
@@ -126,13 +145,13 @@ class _WorkflowOutbound(temporalio.worker.WorkflowOutboundInterceptor):
     def start_activity(
         self, input: temporalio.worker.StartActivityInput
     ) -> temporalio.workflow.ActivityHandle[Any]:
-        _write_header(input)
+        _write_activity_headers(input)
         return super().start_activity(input)
 
     def start_local_activity(
         self, input: temporalio.worker.StartLocalActivityInput
     ) -> temporalio.workflow.ActivityHandle[Any]:
-        _write_header(input)
+        _write_activity_headers(input)
         return super().start_local_activity(input)
 
     async def start_child_workflow(

@@ -48,7 +48,7 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
 
     from contracts.activities import ActivityRef
-    from contracts.context import RequestContext, current_context, use_context
+    from contracts.context import RequestContext, compensating, current_context, use_context
     from contracts.errors import ErrorKind, error_kind
     from contracts.names import QueryName
     from contracts.progress import EventKind, ProgressReport, ProgressRequest
@@ -303,10 +303,14 @@ class Steps:
         context: RequestContext | None = None,
         options: CallOptions = COMPENSATION,
     ) -> R:
-        """A compensation's activity: retried until it is done (only bad input stops it)."""
-        return await self._start(
-            ref, arg, context, options, ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
-        )
+        """A compensation's activity: retried until it is done (only bad input stops it).
+        It runs marked as a compensation, so the store fences what it undoes against a late
+        attempt of the operation's own forward step (services/common/before.py)."""
+        with compensating():  # read when the activity is scheduled, below
+            handle = self._start(
+                ref, arg, context, options, ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
+            )
+        return await handle
 
     def _start(
         self,

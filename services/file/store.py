@@ -378,6 +378,7 @@ class FileStore:
 
     async def remove_permission(self, tenant_id: str, file_id: str, user_id: str) -> None:
         async with self.db.transaction() as session:
+            await self.before.fence(session, f"permission:{file_id}:{user_id}")
             await session.execute(
                 delete(permissions).where(
                     permissions.c.file_id == file_id,

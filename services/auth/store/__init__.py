@@ -24,9 +24,17 @@ from services.auth.store.sessions import (
     open_session_store,
 )
 from services.auth.store.subjects import SubjectsMixin
-from services.auth.store.tables import email_outbox, metadata, tenant_grants, tokens, users
+from services.auth.store.tables import (
+    email_outbox,
+    metadata,
+    operation_before,
+    tenant_grants,
+    tokens,
+    users,
+)
 from services.auth.store.token import TokensMixin
 from services.auth.store.user import UsersMixin
+from services.common.before import BeforeLog
 from services.common.db import Database
 
 __all__ = [
@@ -47,3 +55,4 @@ class AuthStore(UsersMixin, SubjectsMixin, TokensMixin, OutboxMixin, GrantsMixin
     def __init__(self, db: Database) -> None:
         super().__init__(db)
         self.outbox_table = email_outbox
+        self.before = BeforeLog(db, operation_before)

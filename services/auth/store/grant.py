@@ -13,6 +13,7 @@ from contracts.auth import GrantStatus
 from contracts.errors import ErrorKind
 from services.auth.models import GrantRow
 from services.auth.store.tables import tenant_grants, users
+from services.common.before import BeforeLog
 from services.common.db import Store, fetch_all, fetch_first, fetch_value, rowcount
 from services.common.errors import ServiceError
 
@@ -22,6 +23,9 @@ def _grant(row: RowMapping) -> GrantRow:
 
 
 class GrantsMixin(Store):
+    # Grant writes an operation makes and undoes are fenced against its late attempts.
+    before: BeforeLog
+
     async def upsert_grant(
         self,
         user_id: str,
@@ -32,6 +36,7 @@ class GrantsMixin(Store):
     ) -> GrantRow:
         roles = sorted(set(roles), key=list(roles).index)
         async with self.db.transaction() as session:
+            await self.before.fence(session, f"grant:{tenant_id}:{user_id}")
             exists = await fetch_value(session, select(users.c.id).where(users.c.id == user_id))
             if exists is None:
                 raise ServiceError(ErrorKind.NOT_FOUND, "user not found")
@@ -69,6 +74,7 @@ class GrantsMixin(Store):
 
     async def delete_grant(self, user_id: str, tenant_id: str) -> bool:
         async with self.db.transaction() as session:
+            await self.before.fence(session, f"grant:{tenant_id}:{user_id}")
             result = await session.execute(
                 delete(tenant_grants).where(
                     tenant_grants.c.user_id == user_id, tenant_grants.c.tenant_id == tenant_id

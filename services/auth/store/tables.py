@@ -19,6 +19,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from services.common.before import before_table
 from services.common.email import outbox_table
 
 metadata = MetaData()
@@ -110,3 +111,6 @@ tenant_grants = Table(
 )
 
 email_outbox = outbox_table(metadata, "auth")
+
+# What each operation replaced, and what it undid (services/common/before.py).
+operation_before = before_table(metadata, "auth")

@@ -66,6 +66,7 @@ class MembershipsMixin(Store):
         if operation_id is not None:
             query = query.where(memberships.c.created_by_operation == operation_id)
         async with self.db.transaction() as session:
+            await self.before.fence(session, f"membership:{tenant_id}:{user_id}")
             result = await session.execute(query)
         return rowcount(result) == 1
 

@@ -119,5 +119,5 @@ switches = Table(
     Index("ix_tenant_switches_user", "user_id", "at"),
 )
 
-# What each operation replaced (services/common/before.py).
+# What each operation replaced, and what it undid (services/common/before.py).
 operation_before = before_table(metadata, "tenant")

@@ -24,6 +24,8 @@ from typing import Any
 from sqlalchemy import Table, func, select
 
 from contracts.user import MembershipStatus, UserStatus
+from services.common.before import BeforeLog
+from services.common.db import Database
 from services.user.store.activity import ActivityMixin
 from services.user.store.bulk import BulkMixin
 from services.user.store.membership import MembershipsMixin
@@ -37,6 +39,7 @@ from services.user.store.tables import (
     email_outbox,
     memberships,
     metadata,
+    operation_before,
     preferences,
     profiles,
 )
@@ -62,6 +65,10 @@ class UserStore(
     OnboardingMixin,
     SubjectsMixin,
 ):
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
+        self.before = BeforeLog(db, operation_before)
+
     # Development seed -----------------------------------------------------------------
 
     async def seed_member(

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import and_, or_, select, update
 
 from contracts.user import MembershipSnapshot, MembershipStatus, UserProfile, UserStatus
+from services.common.before import BeforeLog
 from services.common.db import Store, fetch_all, fetch_first, fetch_one, rowcount
 from services.common.errors import NotFound
 from services.user.models import MembershipRow
@@ -42,6 +43,9 @@ def _with_profile(row: Mapping[Any, Any]) -> tuple[MembershipRow, UserProfile]:
 
 
 class MembershipsMixin(Store):
+    # Membership writes an operation makes and undoes are fenced against its late attempts.
+    before: BeforeLog
+
     # Profile projection ---------------------------------------------------------------
 
     async def sync_projections(self, user_id: str, email: str, display_name: str) -> list[str]:
@@ -105,6 +109,7 @@ class MembershipsMixin(Store):
         where = (memberships.c.user_id == user_id, memberships.c.tenant_id == tenant_id)
         now = datetime.now(UTC)
         async with self.db.transaction() as session:
+            await self.before.fence(session, f"membership:{tenant_id}:{user_id}")
             if previous is None:
                 result = await session.execute(memberships.delete().where(*where))
                 return rowcount(result) == 1
@@ -141,6 +146,7 @@ class MembershipsMixin(Store):
         suspended member stays suspended."""
         now = datetime.now(UTC)
         async with self.db.transaction() as session:
+            await self.before.fence(session, f"membership:{tenant_id}:{user_id}")
             profile = await fetch_first(
                 session, select(profiles).where(profiles.c.user_id == user_id)
             )
@@ -169,6 +175,7 @@ class MembershipsMixin(Store):
     async def remove_membership(self, user_id: str, tenant_id: str) -> bool:
         """True if this call removed the membership."""
         async with self.db.transaction() as session:
+            await self.before.fence(session, f"membership:{tenant_id}:{user_id}")
             result = await session.execute(
                 memberships.delete().where(
                     memberships.c.user_id == user_id, memberships.c.tenant_id == tenant_id

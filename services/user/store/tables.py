@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import JSON, Boolean, Column, DateTime, Index, Integer, MetaData, String, Table
 
+from services.common.before import before_table
 from services.common.email import outbox_table
 
 metadata = MetaData()
@@ -86,3 +87,6 @@ bulk_items = Table(
 )
 
 email_outbox = outbox_table(metadata, "user")
+
+# What each operation replaced, and what it undid (services/common/before.py).
+operation_before = before_table(metadata, "user")

@@ -3,13 +3,15 @@ called directly the way a retry calls them again."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime, timedelta
 
 import pyotp
 import pytest
 import redis.asyncio as aioredis
+from sqlalchemy import select, text
 from temporalio.exceptions import ApplicationError
 
 from adx.settings import Settings
@@ -47,14 +49,22 @@ from services.auth.security import (
     verify_password,
 )
 from services.auth.service import SERVICE, seed_dev_data
-from services.auth.store import AuthStore, RedisSessionStore, SessionStore, SqlSessionStore
+from services.auth.store import (
+    AuthStore,
+    RedisSessionStore,
+    SessionStore,
+    SqlSessionStore,
+    users,
+)
+from services.common.before import OperationUndone
 from services.common.db import Database
 from services.common.dev_seed import USERS
 from services.common.email import OutgoingEmail
 from services.common.errors import ServiceError
 from services.common.service import ServiceRuntime
 from tests.services.auth.support import unique_email
-from tests.support.servers import RedisServer
+from tests.support.operations import compensation, forward
+from tests.support.servers import PostgresServer, RedisServer, create_database
 from tests.support.smtp import Mailbox
 from workflow_client.codec import KeyRing
 
@@ -528,16 +538,79 @@ async def test_only_the_user_or_a_member_manager_may_revoke_sessions(
     assert user.status is UserStatus.DEACTIVATED
 
 
-async def test_the_migration_creates_exactly_the_tables_of_the_store(db: Database) -> None:
-    from alembic.autogenerate import compare_metadata
-    from alembic.migration import MigrationContext
-    from sqlalchemy.engine import Connection
+# The fence of undone operations ---------------------------------------------------------------
 
-    from services.auth.store import metadata
 
-    def differences(connection: Connection) -> list[object]:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
-        return [d for d in compare_metadata(context, metadata) if "alembic_version" not in str(d)]
+async def test_a_late_attempt_of_an_undone_grant_makes_nothing(store: AuthStore) -> None:
+    """An owner grant of a provisioning that was undone must not come back when an attempt
+    that outlived its timeout commits at last (the grant would outlive its tenant)."""
+    user_id = await active_user(store)
 
-    async with db.engine.connect() as connection:
-        assert await connection.run_sync(differences) == []
+    def grant() -> Awaitable[object]:
+        return store.upsert_grant(user_id, "t-new", ["owner"], GrantStatus.ACTIVE, now())
+
+    await forward("provisioning-1", grant)
+    assert await compensation("provisioning-1", lambda: store.delete_grant(user_id, "t-new"))
+    with pytest.raises(OperationUndone):
+        await forward("provisioning-1", grant)
+    # Undone before its forward step ever committed: nothing is made either.
+    assert not await compensation("provisioning-2", lambda: store.delete_grant(user_id, "t-2"))
+    with pytest.raises(OperationUndone):
+        await forward(
+            "provisioning-2",
+            lambda: store.upsert_grant(user_id, "t-2", ["owner"], GrantStatus.ACTIVE, now()),
+        )
+    assert await store.grants_for_user(user_id) == []
+    # Another operation (and work outside one) is not fenced.
+    await forward("provisioning-3", grant)
+    assert [g.tenant_id for g in await store.grants_for_user(user_id)] == ["t-new"]
+
+
+@pytest.fixture
+async def postgres_store(postgres_server: PostgresServer) -> AsyncIterator[AuthStore]:
+    """PostgreSQL only: on SQLite writers are serialised, so two writes cannot overlap."""
+    database = Database(create_database(postgres_server, f"t_{uuid.uuid4().hex[:12]}"), "auth")
+    await database.migrate(SERVICE.migrations)
+    try:
+        yield AuthStore(database)
+    finally:
+        await database.dispose()
+
+
+async def test_a_compensation_waits_for_a_committing_attempt_and_undoes_it(
+    postgres_store: AuthStore,
+) -> None:
+    """The two at once: the forward attempt has written and waits on a lock when the
+    compensation starts. The compensation waits for it to commit, then undoes its grant;
+    without the fence it would delete nothing and the grant would commit after it."""
+    store = postgres_store
+    user_id = await active_user(store)
+    async with store.db.engine.connect() as blocker:
+        # The grant's foreign-key check waits for this lock on its user.
+        transaction = await blocker.begin()
+        await blocker.execute(select(users.c.id).where(users.c.id == user_id).with_for_update())
+        granting = asyncio.create_task(
+            forward(
+                "provisioning-1",
+                lambda: store.upsert_grant(user_id, "t-new", ["owner"], GrantStatus.ACTIVE, now()),
+            )
+        )
+        await _until_waiting_on_locks(store, 1)
+        revoking = asyncio.create_task(
+            compensation("provisioning-1", lambda: store.delete_grant(user_id, "t-new"))
+        )
+        await _until_waiting_on_locks(store, 2)
+        await transaction.rollback()
+    await granting
+    assert await revoking
+    assert await store.grants_for_user(user_id) == []
+
+
+async def _until_waiting_on_locks(store: AuthStore, sessions: int) -> None:
+    query = text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+    for _ in range(500):
+        async with store.db.engine.connect() as connection:
+            if (await connection.execute(query)).scalar_one() >= sessions:
+                return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{sessions} sessions never waited on a lock")

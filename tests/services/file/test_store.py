@@ -5,17 +5,19 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 
 import pytest
 from temporalio.testing import ActivityEnvironment
 
 from contracts.errors import ErrorKind
 from contracts.file import FileStatus, Permission
+from services.common.before import OperationUndone
 from services.common.db import Database
 from services.file.models import NewFile
 from services.file.service import SERVICE
 from services.file.store import FileStore, QuotaExceeded
+from tests.support.operations import compensation, forward
 
 
 @pytest.fixture
@@ -213,3 +215,18 @@ async def test_quota_rows_and_processing_updates(store: FileStore) -> None:
     assert updated.metadata == {"width": 4, "height": 2}
     assert updated.thumbnail_key == f"thumbnails/acme/{record.id}.png"
     assert updated.summary().has_thumbnail
+
+
+async def test_a_late_attempt_of_an_undone_share_makes_nothing(store: FileStore) -> None:
+    """A share undone (its compensation removed the permission) stays undone when a late
+    attempt of the share commits after it."""
+    record = await store.create_file(new_file("acme"))
+
+    def share() -> Awaitable[Permission | None]:
+        return store.set_permission("acme", record.id, "bob", Permission.READ, "owner")
+
+    assert await forward("share-1", share) is None
+    await compensation("share-1", lambda: store.remove_permission("acme", record.id, "bob"))
+    with pytest.raises(OperationUndone):
+        await forward("share-1", share)
+    assert await store.permission_of(record.id, "bob") is None

@@ -4,6 +4,7 @@ their own operation's writes, the last-owner rule, the switch audit, billing."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Awaitable
 
 import pytest
 from temporalio.testing import ActivityEnvironment
@@ -17,6 +18,7 @@ from contracts.tenant import (
     Quotas,
     TenantStatus,
 )
+from services.common.before import OperationUndone
 from services.common.errors import ServiceError
 from services.tenant.billing import PLANS, change_price, terms
 from services.tenant.store import (
@@ -28,6 +30,7 @@ from services.tenant.store import (
     roles,
     switches,
 )
+from tests.support.operations import compensation, forward
 
 QUOTA = Quotas(max_users=5, storage_bytes=100)
 
@@ -245,3 +248,21 @@ async def test_seed_is_idempotent(store: TenantStore) -> None:
         await store.seed("acme", "Acme", Plan.PROFESSIONAL, QUOTA, {"u1": ["owner"]})
     assert len(await store.members("acme")) == 1
     assert len(await store.roles_of("acme")) == 4
+
+
+async def test_a_late_attempt_of_an_undone_add_member_makes_nothing(store: TenantStore) -> None:
+    """An onboarding undone while the tenant stays: a late attempt of its add_member (one
+    that outlived its timeout) commits after the compensation removed the member, and must
+    not bring the membership back."""
+    await store.create_tenant("acme", "Acme", Plan.FREE, None)
+
+    def add() -> Awaitable[object]:
+        return store.add_member("acme", "u9", ["member"], None, "onboarding-1")
+
+    await forward("onboarding-1", add)
+    assert await compensation(
+        "onboarding-1", lambda: store.remove_member("acme", "u9", "onboarding-1")
+    )
+    with pytest.raises(OperationUndone):
+        await forward("onboarding-1", add)
+    assert await store.member("acme", "u9") is None

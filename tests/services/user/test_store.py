@@ -22,6 +22,7 @@ from contracts.user import (
     UserProfile,
     UserStatus,
 )
+from services.common.before import OperationUndone
 from services.common.errors import ServiceError
 from services.user.service import _seed
 from services.user.store import (
@@ -33,6 +34,7 @@ from services.user.store import (
     profiles,
 )
 from tests.services.user.support import ALICE, BOB, add_member
+from tests.support.operations import compensation, forward
 
 
 def _entry(entry_id: str, tenant: str, user: str, at: datetime) -> ActivityEntry:
@@ -362,3 +364,22 @@ async def test_the_service_seed_is_idempotent_even_concurrently(
     alice_globex = await store.membership(ALICE.id, "globex")
     assert alice_globex is not None
     assert alice_globex.roles == ["member"]
+
+
+async def test_a_late_attempt_of_an_undone_membership_makes_nothing(store: UserStore) -> None:
+    """The projection of a membership an undone operation made does not come back when one
+    of its attempts commits after the compensation (a late attempt that outlived its
+    timeout); other operations are not fenced."""
+    await store.create_profile("u1", "one@example.test", "One", "en", "UTC")
+    await forward("sync-1", lambda: store.upsert_membership("u1", "t-new", ["owner"]))
+    assert await compensation("sync-1", lambda: store.remove_membership("u1", "t-new"))
+    with pytest.raises(OperationUndone):
+        await forward("sync-1", lambda: store.upsert_membership("u1", "t-new", ["owner"]))
+    assert await store.membership("u1", "t-new") is None
+    # A reset (the membership sync's compensation) fences the same way.
+    assert not await compensation("sync-2", lambda: store.reset_membership("u1", "t-2", None))
+    with pytest.raises(OperationUndone):
+        await forward("sync-2", lambda: store.upsert_membership("u1", "t-2", ["member"]))
+    assert await store.membership("u1", "t-2") is None
+    await forward("sync-3", lambda: store.upsert_membership("u1", "t-2", ["member"]))
+    assert await store.membership("u1", "t-2") is not None

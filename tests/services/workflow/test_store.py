@@ -7,13 +7,12 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import inspect
 
 from contracts.workflow import AuditRecord
 from services.common.db import Database
 from services.workflow.models import ExportRow
 from services.workflow.service import SERVICE
-from services.workflow.store import WorkflowStore, metadata
+from services.workflow.store import WorkflowStore
 
 
 @pytest.fixture
@@ -36,21 +35,6 @@ def _audit(request_id: str = "erase-1") -> AuditRecord:
         status="running",
         requested_at=datetime.now(UTC),
     )
-
-
-async def test_migration_matches_the_store(store: WorkflowStore) -> None:
-    def columns(conn: object) -> dict[str, set[str]]:
-        inspector = inspect(conn)
-        return {
-            name: {column["name"] for column in inspector.get_columns(name)}
-            for name in inspector.get_table_names()
-            if not name.startswith("alembic")
-        }
-
-    async with store.db.engine.connect() as conn:
-        found = await conn.run_sync(columns)
-    expected = {table.name: {c.name for c in table.columns} for table in metadata.sorted_tables}
-    assert found == expected
 
 
 async def test_an_export_is_recorded_once(store: WorkflowStore) -> None:
