@@ -11,7 +11,7 @@ from starlette.responses import Response, StreamingResponse
 
 from adx.logging import CORRELATION_HEADER
 from adx.problems import problem
-from gateway.upstreams import UpstreamFailure, Upstreams, UpstreamUnavailable
+from gateway.upstreams import UpstreamFailure, UpstreamHung, Upstreams, UpstreamUnavailable
 
 log = structlog.stdlib.get_logger(__name__)
 
@@ -75,7 +75,7 @@ async def proxy(request: Request) -> Response:
                 timeout=timeout,
             )
             try:
-                answer = await http.send(outgoing, stream=True)
+                answer = await upstreams.answer(upstream, http.send(outgoing, stream=True))
             except httpx.HTTPError as error:
                 raise UpstreamFailure(type(error).__name__) from error
             if answer.status_code >= 500:
@@ -88,6 +88,16 @@ async def proxy(request: Request) -> Response:
             str(error),
             request=request,
             service=error.service,
+            headers={"Retry-After": "5"},
+        )
+    except UpstreamHung as error:
+        log.warning("upstream.hung", service=service, reason=str(error))
+        return problem(
+            503,
+            "Service unavailable",
+            f"the {service} service did not answer in time",
+            request=request,
+            service=service,
             headers={"Retry-After": "5"},
         )
     except UpstreamFailure as error:

@@ -1,13 +1,15 @@
 """The services behind the gateway: several instances per service, round-robin over the
-healthy ones, active health checks, and a circuit breaker per instance (purgatory) that opens
-after repeated failures and half-opens after a cool-down."""
+healthy ones, active health checks, a circuit breaker per instance (purgatory) that opens
+after repeated failures and half-opens after a cool-down, and a watch on every request: one
+its instance is slow to answer has the instance's health checked, and is given up (503) if
+the instance does not answer that either."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import itertools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -32,6 +34,11 @@ class UpstreamUnavailable(Exception):
 
 class UpstreamFailure(Exception):
     """Counts against the instance's breaker: connection errors, timeouts and 5xx answers."""
+
+
+class UpstreamHung(UpstreamFailure):
+    """The instance took the request and then answered neither it nor its health check (a
+    stopped or wedged process): the request is given up rather than left waiting."""
 
 
 @dataclass
@@ -110,6 +117,29 @@ class Upstreams:
                 continue
         raise UpstreamUnavailable(service)
 
+    async def answer(
+        self, upstream: Upstream, sending: Awaitable[httpx.Response]
+    ) -> httpx.Response:
+        """The instance's answer to a request being sent. A request still unanswered after
+        ``gateway_upstream_probe_seconds`` has the instance's health checked, and again each
+        period: a live service may take its time (a request waiting on a workflow, up to the
+        request's own timeout), a hung one is given up within about two periods
+        (:class:`UpstreamHung`)."""
+        task = asyncio.ensure_future(sending)
+        period = self._settings.gateway_upstream_probe_seconds
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=period)
+                if done:
+                    return task.result()
+                if not await self._check(upstream):
+                    raise UpstreamHung("no answer, nor to its health check")
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, httpx.HTTPError):
+                    await task
+
     async def breaker_state(self, upstream: Upstream) -> str:
         breaker = await self.breakers.get_breaker(upstream.breaker_name)
         return breaker.context.state
@@ -136,9 +166,11 @@ class Upstreams:
             await self.check_all()
             await asyncio.sleep(self._settings.gateway_health_interval_seconds)
 
-    async def _check(self, upstream: Upstream) -> None:
+    async def _check(self, upstream: Upstream) -> bool:
         try:
-            response = await self._http.get(f"{upstream.base_url}/healthz", timeout=2.0)
+            response = await self._http.get(
+                f"{upstream.base_url}/healthz", timeout=self._settings.gateway_probe_timeout_seconds
+            )
             healthy = response.status_code == 200
         except httpx.HTTPError:
             healthy = False
@@ -150,3 +182,4 @@ class Upstreams:
                 healthy=healthy,
             )
         upstream.healthy = healthy
+        return healthy

@@ -158,3 +158,44 @@ async def test_rate_limit_answers_429_with_retry_after(settings: Settings, clien
     assert limited.status_code == 429
     assert int(limited.headers["retry-after"]) >= 1
     assert limited.json()["detail"] == "the user rate limit is exhausted"
+
+
+async def test_a_hung_service_is_answered_503_and_a_slow_live_one_is_waited_for(
+    settings: Settings, client: Client, tmp_path: Path
+) -> None:
+    """A stopped process (SIGSTOP: its port still accepts connections, nothing answers) gets
+    a 503 once its health probe fails too, not a wait for the 30 s request timeout; a live
+    service that takes longer than the probe period (a request waiting on a workflow) is
+    not cut off."""
+    port = free_port()
+
+    async def slow(_request: Request) -> JSONResponse:
+        await asyncio.sleep(3.5)
+        return JSONResponse({"slow": True})
+
+    async def healthz(_request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    live = Starlette(routes=[Route("/api/user/slow", slow), Route("/healthz", healthz)])
+    headers = {"Authorization": f"Bearer {issue_token(settings, ALICE)}"}
+    async with jwks_endpoint(settings) as jwks_url, serve_app(live) as live_url:
+        config = gateway_settings(settings, jwks_url, live_url)
+        async with gateway(config, client) as url, httpx.AsyncClient(timeout=15) as http:
+            answer = await http.get(f"{url}/api/user/slow", headers=headers)
+            assert answer.status_code == 200
+            assert answer.json() == {"slow": True}
+
+        config = gateway_settings(settings, jwks_url, f"http://127.0.0.1:{port}")
+        with user_server_process(settings, port, tmp_path / "user.sqlite") as process:
+            async with gateway(config, client) as url, httpx.AsyncClient(timeout=15) as http:
+                assert (await http.get(f"{url}/api/user/me", headers=headers)).status_code == 200
+                os.kill(process.pid, signal.SIGSTOP)
+                try:
+                    hung = await http.get(f"{url}/api/user/me", headers=headers)
+                finally:
+                    os.kill(process.pid, signal.SIGCONT)
+                assert hung.status_code == 503
+                assert hung.headers["content-type"].startswith("application/problem+json")
+                assert hung.json()["service"] == "user"
+                assert hung.json()["detail"] == "the user service did not answer in time"
+                assert "retry-after" in hung.headers
