@@ -10,6 +10,7 @@ import asyncio
 import time
 
 import httpx
+import redis.asyncio as aioredis
 import structlog
 
 from adx.identity import InvalidToken, TokenClaims, TokenType, TokenVerifier
@@ -17,6 +18,9 @@ from adx.sessions import SessionCheck
 from adx.settings import Settings
 
 log = structlog.stdlib.get_logger(__name__)
+
+# A shared session answer that takes longer than this is not waited for (the auth service is).
+SHARED_TIMEOUT_SECONDS = 0.5
 
 
 class JwksVerifier:
@@ -48,8 +52,18 @@ class JwksVerifier:
         """The auth service's keys, and (``session_check``) its word on each session."""
         sessions = None
         if settings.checks_sessions:
+            shared = None
+            if settings.redis_url:
+                shared = aioredis.Redis.from_url(
+                    settings.redis_url,
+                    socket_connect_timeout=SHARED_TIMEOUT_SECONDS,
+                    socket_timeout=SHARED_TIMEOUT_SECONDS,
+                )
             sessions = SessionCheck(
-                settings.url("auth", "/api/auth/session"), http, ttl=settings.session_check_seconds
+                settings.url("auth", "/api/auth/session"),
+                http,
+                ttl=settings.session_check_seconds,
+                shared=shared,
             )
         return cls(
             settings.jwks_url or settings.url("auth", "/.well-known/jwks.json"),
@@ -59,6 +73,14 @@ class JwksVerifier:
             cache_seconds=settings.jwks_cache_seconds,
             sessions=sessions,
         )
+
+    @property
+    def sessions(self) -> SessionCheck | None:
+        return self._sessions
+
+    async def aclose(self) -> None:
+        if self._sessions is not None:
+            await self._sessions.aclose()
 
     async def verify(self, token: str, expected: TokenType = TokenType.ACCESS) -> TokenClaims:
         kid = TokenVerifier.key_id(token)

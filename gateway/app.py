@@ -61,6 +61,7 @@ def create_gateway_app(settings: Settings, *, client: Client | None = None) -> S
             yield
         finally:
             await upstreams.stop_health_checks()
+            await verifier.aclose()
             await http.aclose()
 
     async def healthz(_request: Request) -> Response:

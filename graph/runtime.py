@@ -91,6 +91,7 @@ async def open_dependencies(
 
 async def close_dependencies(deps: BffDependencies) -> None:
     await deps.gateway.aclose()
+    await deps.verifier.aclose()
     await deps.http.aclose()
 
 
