@@ -40,6 +40,9 @@ ROUTER_DIR = REPO_ROOT / "router"
 COMPOSE_DIR = ROUTER_DIR / "compose"
 GATEWAY_CONFIG = ROUTER_DIR / "gateway.config.ts"
 GATEWAY_BIN = ROUTER_DIR / "node_modules" / "@graphql-hive" / "gateway" / "dist" / "bin.js"
+# The SDK's generated documents by sha256 (sdk/scripts/trusted-documents.mjs, `make schema`):
+# with trusted documents on, the only documents the router runs.
+TRUSTED_DOCUMENTS = REPO_ROOT / "sdk" / "src" / "generated" / "trusted-documents.json"
 REGENERATE = "make schema"
 # Lines of a unified diff shown per differing file before "... (N more lines)".
 DIFF_LINES = 80
@@ -405,13 +408,27 @@ def _shown(path: Path) -> str:
 # The router ---------------------------------------------------------------------------------
 
 
-def router_limits() -> dict[str, int]:
-    """The subgraphs' document limits, which the router enforces first, its body limit, and
-    how often one email address may be used by the anonymous operations (login per minute;
-    registration and password-reset requests per quarter hour: each sends an email)."""
+# The router's cost limit (Hive Gateway's demand control): 1 per object field a document
+# selects, 10 more per mutation; a field under a nullable list counts ASSUMED_LIST_SIZE times
+# (the gateway does not see through non-null lists, which most of ours are, so in practice it
+# bounds the object fields). The SDK's costliest query, the dashboard, costs 44
+# (tests/router/test_edge.py measures every query of the SDK through the router).
+MAX_COST = 200
+ASSUMED_LIST_SIZE = 10
+
+
+def router_limits(settings: Settings | None = None) -> dict[str, int]:
+    """The subgraphs' document limits, which the router enforces first, its body limit, how
+    often one email address may be used by the anonymous operations (login per minute;
+    registration and password-reset requests per quarter hour: each sends an email), and how
+    long a subgraph may take to answer a query or mutation."""
     from graph.schema import MAX_ALIASES, MAX_BODY_BYTES, MAX_DEPTH, MAX_TOKENS
 
+    timeout = (settings or Settings()).router_upstream_timeout_seconds
     return {
+        "upstream_timeout_ms": round(timeout * 1000),
+        "cost": MAX_COST,
+        "list_size": ASSUMED_LIST_SIZE,
         "depth": MAX_DEPTH,
         "aliases": MAX_ALIASES,
         "tokens": MAX_TOKENS,
@@ -440,8 +457,13 @@ def router_command(settings: Settings, supergraph: Path) -> tuple[list[str], dic
         "ADX_ROUTER_SUBGRAPH_URLS": json.dumps(urls),
         "ADX_ROUTER_LOG_LEVEL": settings.log_level.lower(),
         "ADX_ROUTER_CORS_ORIGINS": json.dumps(settings.browser_origins),
-        "ADX_ROUTER_LIMITS": json.dumps(router_limits()),
+        "ADX_ROUTER_LIMITS": json.dumps(router_limits(settings)),
         "ADX_ROUTER_PRODUCTION": "1" if settings.is_production else "0",
+        **(
+            {"ADX_ROUTER_TRUSTED_DOCUMENTS": str(TRUSTED_DOCUMENTS)}
+            if settings.trusted_documents_only
+            else {}
+        ),
         # The gateway's own variables: keep its colours out of JSON log collection.
         **({"NO_COLOR": "1"} if not sys.stdout.isatty() else {}),
     }

@@ -133,12 +133,25 @@ class Settings(BaseSettings):
     # credentials. None: in development the shell and micro-apps on localhost (3000-3005),
     # elsewhere none (no CORS headers at all: a browser refuses every other origin).
     cors_origins: list[str] | None = None
+    # How long the router waits for a subgraph's answer to a query or mutation before it is
+    # UNAVAILABLE (a hung BFF). Longer than the longest legitimate wait behind a BFF: an auth
+    # endpoint waits up to 10 s for the workflow it signalled. Subscriptions are not limited.
+    router_upstream_timeout_seconds: float = Field(default=15.0, gt=0)
+    # The router runs only the SDK's own documents, sent by id (trusted documents); a document
+    # sent as text is refused. None: in production only (tools need free documents elsewhere).
+    router_trusted_documents: bool | None = None
 
     # API gateway
     # service name -> base URLs of its instances; a service not listed has one instance at
     # url(service).
     gateway_upstreams: dict[str, list[str]] = Field(default_factory=dict)
     gateway_health_interval_seconds: float = 2.0
+    # A health check (and the probe of a slow request's instance) waits this long for /healthz.
+    gateway_probe_timeout_seconds: float = 1.0
+    # A request unanswered this long has its instance's health probed, and again each period;
+    # it is given up (503) when the probe fails, so a hung service answers within ~2 periods.
+    gateway_upstream_probe_seconds: float = 1.0
+    # The longest a live service may take (a request that waits on a workflow).
     gateway_upstream_timeout_seconds: float = 30.0
     gateway_breaker_threshold: int = 5  # consecutive failures that open an upstream's breaker
     gateway_breaker_cooldown_seconds: float = 10.0  # open -> half-open
@@ -200,6 +213,13 @@ class Settings(BaseSettings):
         if self.session_check is not None:
             return self.session_check
         return self.environment is not Environment.TEST
+
+    @property
+    def trusted_documents_only(self) -> bool:
+        """``router_trusted_documents``, or its default (see there)."""
+        if self.router_trusted_documents is not None:
+            return self.router_trusted_documents
+        return self.is_production
 
     @property
     def browser_origins(self) -> list[str]:

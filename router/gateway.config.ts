@@ -3,9 +3,12 @@
 // Started by `adx schema router` (what `make dev` runs), which passes:
 //   hive-gateway supergraph <supergraph.graphql> -c gateway.config.ts --host H --port P
 //   ADX_ROUTER_SUBGRAPH_URLS='{"workflow": "http://127.0.0.1:4005/graphql", ...}'  (from ADX settings)
-//   ADX_ROUTER_CORS_ORIGINS, ADX_ROUTER_LIMITS, ADX_ROUTER_PRODUCTION  (see below)
+//   ADX_ROUTER_CORS_ORIGINS, ADX_ROUTER_LIMITS, ADX_ROUTER_PRODUCTION,
+//   ADX_ROUTER_TRUSTED_DOCUMENTS  (see below)
 // Run it by hand the same way to serve the committed schema/supergraph.graphql elsewhere
 // (without ADX_ROUTER_LIMITS, the defaults below are adx's).
+import { readFileSync } from "node:fs";
+
 import { defineConfig, type GatewayConfig } from "@graphql-hive/gateway";
 import { GraphQLError, type ValidationRule } from "graphql";
 import { maskError } from "graphql-yoga";
@@ -31,7 +34,10 @@ const CSRF_HEADER = "x-adx-csrf";
 // The router's own limits (the subgraphs' from graph/schema.py, handed over by `adx schema
 // router`), so an abusive document is refused before the router parses or plans it.
 const limits: {
+  upstream_timeout_ms: number;
   depth: number;
+  cost: number;
+  list_size: number;
   aliases: number;
   tokens: number;
   body_bytes: number;
@@ -39,22 +45,35 @@ const limits: {
   emails_per_quarter_hour: number;
 } = JSON.parse(
   process.env.ADX_ROUTER_LIMITS ??
-    '{"depth":10,"aliases":15,"tokens":2000,"body_bytes":102400,"logins_per_minute":30,"emails_per_quarter_hour":5}',
+    '{"upstream_timeout_ms":15000,"depth":10,"cost":200,"list_size":10,"aliases":15,"tokens":2000,"body_bytes":102400,"logins_per_minute":30,"emails_per_quarter_hour":5}',
 );
 const MINUTE = 60_000;
 // Production: no introspection and no "Did you mean" suggestions (the schema stays private).
 const production = process.env.ADX_ROUTER_PRODUCTION === "1";
 
-// A subgraph that cannot be reached (down, refusing, reset) is UNAVAILABLE to clients, named by
-// its subgraph, never by its address; every other unexpected error is masked as usual.
+// Trusted documents (ADX setting router_trusted_documents; on in production): the SDK's
+// generated documents by the sha256 of their text (sdk/src/generated/trusted-documents.json).
+// Then only these run, sent by id (extensions.persistedQuery.sha256Hash); text is refused.
+const trustedDocuments: Record<string, string> | undefined = process.env.ADX_ROUTER_TRUSTED_DOCUMENTS
+  ? JSON.parse(readFileSync(process.env.ADX_ROUTER_TRUSTED_DOCUMENTS, "utf8"))
+  : undefined;
+
+// A subgraph that cannot be reached (down, refusing, reset) or does not answer in time (hung)
+// is UNAVAILABLE to clients, named by its subgraph, never by its address; every other
+// unexpected error is masked as usual.
 function maskUnreachable(error: unknown, message: string, isDev?: boolean): Error {
   const original = error instanceof GraphQLError ? error.originalError : undefined;
   const extensions = original instanceof GraphQLError ? original.extensions : undefined;
+  const path = error instanceof GraphQLError ? error.path : undefined;
   if (extensions?.code === "SUBREQUEST_HTTP_ERROR") {
     return new GraphQLError(`The ${String(extensions.serviceName ?? "")} service is unavailable.`, {
-      path: error instanceof GraphQLError ? error.path : undefined,
+      path,
       extensions: { code: "UNAVAILABLE" },
     });
+  }
+  if (extensions?.code === "GATEWAY_TIMEOUT") {
+    const name = extensions.serviceName ? `The ${String(extensions.serviceName)} service` : "A service";
+    return new GraphQLError(`${name} did not answer in time.`, { path, extensions: { code: "UNAVAILABLE" } });
   }
   return maskError(error, message, isDev);
 }
@@ -125,6 +144,20 @@ export const gatewayConfig: GatewayConfig = defineConfig({
       identifier: "{args.input.email}",
     },
   ],
+  // A hung subgraph is given up (queries and mutations; a subscription is long-lived).
+  upstreamTimeout: ({ executionRequest }) =>
+    executionRequest?.operationType === "subscription" ? undefined : limits.upstream_timeout_ms,
+  persistedDocuments: trustedDocuments
+    ? {
+        getPersistedOperation: (id: string) => trustedDocuments[id] ?? null,
+        allowArbitraryDocuments: false,
+      }
+    : undefined,
+  // The cost of a document (Hive Gateway's demand control; see MAX_COST in
+  // adx/schema_command.py): 1 per object field, a mutation 10 more. A document past the limit
+  // is refused before the subgraph request that would pass it. Outside production the
+  // answer's extensions.cost shows what a document costs.
+  demandControl: { maxCost: limits.cost, listSize: limits.list_size, includeExtensionMetadata: !production },
   maxDepth: limits.depth,
   maxTokens: limits.tokens,
   blockFieldSuggestions: production,

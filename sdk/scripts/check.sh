@@ -3,7 +3,8 @@
 #  1. the generated code is what graphql-codegen makes from schema/public.graphql and
 #     src/documents now (regenerated into a temporary file and compared; `make schema` fixes it);
 #  2. the SDK builds with tsc --strict (tsconfig.json);
-#  3. the unit tests pass (node's test runner; the end-to-end ones run in tests/router).
+#  3. src/generated/trusted-documents.json holds exactly the generated documents (by sha256);
+#  4. the unit tests pass (node's test runner; the end-to-end ones run in tests/router).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +30,14 @@ node scripts/coverage.mjs
 
 node_modules/.bin/tsc -p tsconfig.json
 echo "sdk: tsc --strict build ok"
+
+node scripts/trusted-documents.mjs "$tmp/trusted-documents.json"
+if ! diff -q src/generated/trusted-documents.json "$tmp/trusted-documents.json" > /dev/null; then
+  echo "sdk/src/generated/trusted-documents.json is not the generated documents: run" >&2
+  echo "\`make schema\` and commit the result." >&2
+  exit 1
+fi
+echo "sdk: trusted documents up to date"
 
 node_modules/.bin/tsc -p tsconfig.test.json
 node --test --test-reporter=dot build/test/unit/

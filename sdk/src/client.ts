@@ -38,6 +38,12 @@ export interface AdxClientOptions {
   retryAttempts?: number;
   /** First reconnect delay in ms, doubled per attempt up to 5 s (default 250). */
   retryDelayMs?: number;
+  /**
+   * Send each generated document by its id (the sha256 of its text, as in
+   * `trusted-documents.json`) instead of its text: a router in production runs only these
+   * trusted documents. `request()` with a plain-text document cannot be sent then.
+   */
+  persistedDocuments?: boolean;
 }
 
 export interface RequestOptions {
@@ -73,9 +79,25 @@ export interface OperationRun<TData> extends AsyncIterable<OperationUpdate> {
 }
 
 interface Payload {
+  // Empty for a persisted document (graphql-ws requires the field; an empty one is no text).
   query: string;
   variables: Record<string, unknown>;
   operationName?: string;
+  extensions?: { persistedQuery: { version: 1; sha256Hash: string } };
+}
+
+const documentIds = new Map<string, Promise<string>>();
+
+/** The document's id in the trusted documents: the sha256 of its text, in hex. */
+export function documentId(query: string): Promise<string> {
+  let id = documentIds.get(query);
+  if (id === undefined) {
+    id = globalThis.crypto.subtle
+      .digest("SHA-256", new TextEncoder().encode(query))
+      .then((hash) => Array.from(new Uint8Array(hash), (byte) => byte.toString(16).padStart(2, "0")).join(""));
+    documentIds.set(query, id);
+  }
+  return id;
 }
 
 const MAX_RETRY_DELAY_MS = 5_000;
@@ -163,7 +185,7 @@ export class AdxClient {
     document: TypedDocument<TData, TVariables>,
     ...[variables, options]: RequestArgs<TVariables>
   ): AsyncGenerator<TData, void, undefined> {
-    return this.#iterate<TData>(this.#payload(document.toString(), variables), options?.signal);
+    return this.#iterate<TData>(document.toString(), variables, options?.signal);
   }
 
   /**
@@ -182,7 +204,8 @@ export class AdxClient {
       let failure: unknown;
       try {
         for await (const data of this.#iterate<OperationProgressSubscription>(
-          this.#payload(OperationProgressDocument.toString(), variables),
+          OperationProgressDocument.toString(),
+          variables,
           signal,
         )) {
           const update = data.operationProgress;
@@ -247,10 +270,15 @@ export class AdxClient {
     return token ? { Authorization: `Bearer ${token}` } : {};
   }
 
-  #payload(query: string, variables: unknown): Payload {
+  async #payload(query: string, variables: unknown): Promise<Payload> {
+    // The variables object itself, not a copy: watchOperation updates it for reconnects.
     const payload: Payload = { query, variables: (variables ?? {}) as Record<string, unknown> };
     const name = operationNameOf(query);
     if (name) payload.operationName = name;
+    if (this.#options.persistedDocuments) {
+      payload.query = "";
+      payload.extensions = { persistedQuery: { version: 1, sha256Hash: await documentId(query) } };
+    }
     return payload;
   }
 
@@ -269,7 +297,7 @@ export class AdxClient {
         ...this.#options.headers,
         ...(await this.#authorization()),
       },
-      body: JSON.stringify(this.#payload(query, variables)),
+      body: JSON.stringify(await this.#payload(query, variables)),
     };
     if (options?.signal) init.signal = options.signal;
     let response: Response;
@@ -298,8 +326,13 @@ export class AdxClient {
     return body["data"] as TData;
   }
 
-  async *#iterate<TData>(payload: Payload, signal?: AbortSignal): AsyncGenerator<TData, void, undefined> {
+  async *#iterate<TData>(
+    query: string,
+    variables: unknown,
+    signal?: AbortSignal,
+  ): AsyncGenerator<TData, void, undefined> {
     if (signal?.aborted) return;
+    const payload = await this.#payload(query, variables);
     const source =
       this.#options.subscriptions === "sse"
         ? this.#sseClient().iterate<TData>(payload)

@@ -3,6 +3,7 @@ export * from "./generated/graphql.js";
 export {
   AdxClient,
   createAdxClient,
+  documentId,
   type AdxClientOptions,
   type OperationRun,
   type OperationUpdate,

@@ -13,7 +13,7 @@ import re
 import signal
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,10 +81,14 @@ async def router(
 
 @asynccontextmanager
 async def router_process(
-    subgraphs: dict[str, str], data_dir: Path, environment: str = "test"
+    subgraphs: dict[str, str],
+    data_dir: Path,
+    environment: str = "test",
+    settings: Mapping[str, str] | None = None,
 ) -> AsyncIterator[Router]:
     """``adx schema router`` (what ``make dev`` runs) on a free port, in front of
-    ``subgraphs`` (name -> URL), until the block ends."""
+    ``subgraphs`` (name -> URL), until the block ends; ``settings``: more ``ADX_*``
+    variables."""
     port = free_port()
     ports = {"router": port}
     ports.update({f"bff_{name}": _port_of(url) for name, url in subgraphs.items()})
@@ -98,6 +102,7 @@ async def router_process(
         "ADX_DATA_DIR": str(data_dir),
         "ADX_LOG_LEVEL": "WARNING",
         "ADX_CORS_ORIGINS": json.dumps(WEB_ORIGINS),
+        **(settings or {}),
     }
     with log.open("wb") as sink:
         process = await asyncio.create_subprocess_exec(

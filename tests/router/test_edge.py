@@ -1,15 +1,36 @@
 """The router's edge: CORS answers only the micro-frontends' origins; a request a browser could
 send cross-site without a preflight (a form post, a bare GET) runs nothing; abusive documents
-are refused by the router itself; a subgraph it cannot reach is UNAVAILABLE."""
+are refused by the router itself; a subgraph it cannot reach, or that does not answer in time,
+is UNAVAILABLE."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
 import httpx
+from graphql import (
+    FragmentDefinitionNode,
+    GraphQLEnumType,
+    GraphQLInputObjectType,
+    GraphQLSchema,
+    ListTypeNode,
+    NamedTypeNode,
+    NonNullTypeNode,
+    OperationDefinitionNode,
+    OperationType,
+    TypeNode,
+    Undefined,
+    build_schema,
+    is_non_null_type,
+    parse,
+    parse_type,
+    print_ast,
+)
 
-from adx.schema_command import router_limits
+from adx.schema_command import MAX_COST, TRUSTED_DOCUMENTS, router_limits
+from adx.settings import REPO_ROOT
 from graph.runtime import BFFS
 from tests.router.conftest import WEB_ORIGINS, Router, router_process
 from tests.support.ports import free_port
@@ -91,6 +112,37 @@ async def test_an_unreachable_subgraph_is_unavailable_and_named_not_addressed(
     assert "127.0.0.1" not in json.dumps(answer)
 
 
+async def test_a_hung_subgraph_is_unavailable_in_bounded_time(tmp_path: Path) -> None:
+    """A subgraph that takes the connection and never answers (a wedged BFF): the router gives
+    it up after its upstream timeout and says UNAVAILABLE, naming no address."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def never_answer(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    hung = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/graphql"
+    try:
+        async with (
+            router_process(
+                {name: hung for name in BFFS},
+                tmp_path,
+                settings={"ADX_ROUTER_UPSTREAM_TIMEOUT_SECONDS": "2"},
+            ) as router,
+            httpx.AsyncClient(timeout=30) as http,
+        ):
+            sent = {"query": "{ files { __typename } }"}
+            answer = (await http.post(router.url, json=sent)).json()
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+    [error] = answer["errors"]
+    assert error["extensions"]["code"] == "UNAVAILABLE"
+    assert error["message"] == "The file service did not answer in time."
+    assert "127.0.0.1" not in json.dumps(answer)
+
+
 async def test_the_anonymous_operations_are_rate_limited_per_email(router: Router) -> None:
     """Each password-reset request sends an email: one address gets a few per quarter hour,
     then the router refuses before any subgraph runs; another address is not held back."""
@@ -127,3 +179,66 @@ async def test_in_production_the_schema_stays_private(tmp_path: Path) -> None:
             hint = json.dumps((await http.post(router.url, json=typo)).json())
         assert ("data" not in schema or schema["data"] is None) is private, schema
         assert ("Did you mean" in hint) is not private, hint
+
+
+def _example(type_node: TypeNode, schema: GraphQLSchema) -> object:
+    """A value of the variable's type (the document's cost does not depend on it)."""
+    if isinstance(type_node, NonNullTypeNode):
+        return _example(type_node.type, schema)
+    if isinstance(type_node, ListTypeNode):
+        return [_example(type_node.type, schema)]
+    assert isinstance(type_node, NamedTypeNode)
+    named = schema.get_type(type_node.name.value)
+    if isinstance(named, GraphQLEnumType):
+        return next(iter(named.values))
+    if isinstance(named, GraphQLInputObjectType):
+        return {
+            name: _example(parse_type(str(field.type)), schema)
+            for name, field in named.fields.items()
+            if is_non_null_type(field.type) and field.default_value is Undefined
+        }
+    scalars: dict[str, object] = {"Int": 1, "Float": 1.0, "Boolean": False, "JSON": {}}
+    return scalars.get(type_node.name.value, "x")
+
+
+async def test_the_sdks_queries_cost_well_under_the_limit_and_a_costly_one_is_refused(
+    router: Router,
+) -> None:
+    """The cost limit (the object fields a document selects) lets every query the SDK has
+    pass, with room, and refuses a document that is many of them at once."""
+    schema = build_schema((REPO_ROOT / "schema" / "public.graphql").read_text())
+    trusted: dict[str, str] = json.loads(TRUSTED_DOCUMENTS.read_text())
+    costs: dict[str, int] = {}
+    async with httpx.AsyncClient(timeout=30) as http:
+        for text in trusted.values():
+            [operation, *_] = [
+                d for d in parse(text).definitions if isinstance(d, OperationDefinitionNode)
+            ]
+            if operation.operation is not OperationType.QUERY:
+                continue  # mutations would run; their cost is the same sum plus 10
+            variables = {
+                v.variable.name.value: _example(v.type, schema)
+                for v in operation.variable_definitions or ()
+                if isinstance(v.type, NonNullTypeNode)
+            }
+            sent = {"query": text, "variables": variables}
+            answer = (await http.post(router.url, json=sent)).json()
+            assert "COST_ESTIMATED_TOO_EXPENSIVE" not in json.dumps(answer), answer
+            assert operation.name is not None
+            costs[operation.name.value] = answer["extensions"]["cost"]["estimated"]
+        print("cost of the SDK's queries:", sorted(costs.items(), key=lambda item: -item[1]))
+        assert max(costs.values()) * 2 <= MAX_COST, costs
+        # The costliest query, as many times as the alias limit allows: within the depth,
+        # alias and token limits, yet many times what any query of the product costs.
+        dashboard = parse(next(text for text in trusted.values() if "query Dashboard" in text))
+        [field] = next(
+            d for d in dashboard.definitions if isinstance(d, OperationDefinitionNode)
+        ).selection_set.selections
+        fragments = [
+            print_ast(d) for d in dashboard.definitions if isinstance(d, FragmentDefinitionNode)
+        ]
+        copies = " ".join(f"d{i}: {print_ast(field)}" for i in range(router_limits()["aliases"]))
+        costly = " ".join([f"query {{ {copies} }}", *fragments])
+        answer = (await http.post(router.url, json={"query": costly})).json()
+    assert answer.get("data") is None
+    assert answer["errors"][0]["extensions"]["code"] == "COST_ESTIMATED_TOO_EXPENSIVE", answer

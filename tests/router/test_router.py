@@ -4,13 +4,18 @@ propagation, subscriptions to subgraphs over WebSocket)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from websockets.exceptions import ConnectionClosedError
 
+from adx.schema_command import TRUSTED_DOCUMENTS
 from adx.settings import Settings
-from tests.router.conftest import SDK_DIR, People, Router, run_node_tests
+from tests.router.conftest import SDK_DIR, People, Router, router_process, run_node_tests
 from tests.support.bff import issue_token, subscribe_ws
 
 E2E_SOURCES = sorted((SDK_DIR / "test" / "e2e").glob("*.test.ts"))
@@ -66,3 +71,86 @@ async def test_authorization_reaches_the_subgraphs_over_http_and_websocket(
     assert [u["offset"] for u in updates] == list(range(1, len(updates) + 1))
     assert updates[-1]["terminal"] is True
     assert updates[-1]["status"] == "COMPLETED"
+
+
+async def test_a_subscription_outlives_the_upstream_timeout(
+    router: Router, settings: Settings, people: People, control: str, tmp_path: Path
+) -> None:
+    """The router's upstream timeout gives up a hung query or mutation; a subscription is
+    long-lived and must go on past it to its last event."""
+    async with (
+        router_process(
+            router.subgraphs, tmp_path, settings={"ADX_ROUTER_UPSTREAM_TIMEOUT_SECONDS": "1"}
+        ) as short,
+        httpx.AsyncClient(timeout=30) as http,
+    ):
+        started = await http.post(
+            f"{control}/operations", json={"steps": 3, "delayMs": 1000, "who": "alice"}
+        )
+        events = await subscribe_ws(
+            short.url.removesuffix("/graphql"),
+            "subscription($id: ID!) { operationProgress(id: $id) { offset terminal status } }",
+            {"id": started.json()["id"]},
+            issue_token(settings, people.alice),
+        )
+    updates = [event["data"]["operationProgress"] for event in events]
+    assert updates[-1]["terminal"] is True
+    assert updates[-1]["status"] == "COMPLETED"
+
+
+async def test_with_trusted_documents_only_the_sdks_documents_run(
+    router: Router, settings: Settings, people: People, control: str, tmp_path: Path
+) -> None:
+    """Production's router runs the SDK's generated documents sent by id (over HTTP and over
+    WebSocket) and nothing else: not their text, not another document, not an unknown id."""
+    trusted: dict[str, str] = json.loads(TRUSTED_DOCUMENTS.read_text())
+
+    def id_of(start: str) -> str:
+        return next(key for key, text in trusted.items() if text.lstrip().startswith(start))
+
+    def by_id(key: str) -> dict[str, Any]:
+        return {"persistedQuery": {"version": 1, "sha256Hash": key}}
+
+    token = issue_token(settings, people.alice)
+    headers = {"Authorization": f"Bearer {token}"}
+    async with (
+        router_process(
+            router.subgraphs, tmp_path, settings={"ADX_ROUTER_TRUSTED_DOCUMENTS": "true"}
+        ) as strict,
+        httpx.AsyncClient(timeout=30) as http,
+    ):
+        started = (await http.post(f"{control}/operations", json={"steps": 1})).json()["id"]
+        get_operation = id_of("query GetOperation(")
+        sent = {"variables": {"id": started}, "extensions": by_id(get_operation)}
+        answer = (await http.post(strict.url, json=sent, headers=headers)).json()
+        assert answer["data"]["operation"]["id"] == started, answer
+        refusals = [
+            {"query": trusted[get_operation], "variables": {"id": started}},
+            {"query": "{ __typename }"},
+            {"extensions": by_id(hashlib.sha256(b"{ __typename }").hexdigest())},
+        ]
+        for refused in refusals:
+            answer = (await http.post(strict.url, json=refused, headers=headers)).json()
+            assert answer.get("data") is None, (refused, answer)
+            assert answer["errors"][0]["extensions"]["code"] in (
+                "CANNOT_SEND_PQ_ID_AND_BODY",
+                "PERSISTED_QUERY_NOT_IN_LIST",
+            )
+        events = await subscribe_ws(
+            strict.url.removesuffix("/graphql"),
+            "",
+            {"id": started},
+            token,
+            extensions=by_id(id_of("subscription OperationProgress(")),
+        )
+        assert events[-1]["data"]["operationProgress"]["terminal"] is True, events
+        # Text over WebSocket: the router ends the connection (4500) without running it.
+        with pytest.raises(ConnectionClosedError) as closed:
+            await subscribe_ws(
+                strict.url.removesuffix("/graphql"),
+                trusted[id_of("subscription OperationProgress(")],
+                {"id": started},
+                token,
+            )
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.reason == "PersistedQueryOnly"

@@ -79,10 +79,16 @@ async def graphql(
 
 
 async def subscribe_ws(
-    url: str, query: str, variables: dict[str, Any], token: str, limit: int | None = None
+    url: str,
+    query: str,
+    variables: dict[str, Any],
+    token: str,
+    limit: int | None = None,
+    extensions: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """The ``next`` payloads of one graphql-transport-ws subscription (until complete,
-    an error, or ``limit`` payloads)."""
+    an error, or ``limit`` payloads); ``extensions``: sent with the subscription (a persisted
+    document's id)."""
     received: list[dict[str, Any]] = []
     ws_url = url.replace("http://", "ws://") + "/graphql"
     async with websockets.connect(ws_url, subprotocols=[Subprotocol("graphql-transport-ws")]) as ws:
@@ -95,7 +101,11 @@ async def subscribe_ws(
                 {
                     "id": "1",
                     "type": "subscribe",
-                    "payload": {"query": query, "variables": variables},
+                    "payload": {
+                        "query": query,
+                        "variables": variables,
+                        **({"extensions": extensions} if extensions else {}),
+                    },
                 }
             )
         )

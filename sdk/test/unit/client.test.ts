@@ -1,11 +1,13 @@
 // The client's HTTP side and error objects, with a stand-in fetch (no server): `npm test`.
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { test } from "node:test";
 
 import {
   AdxGraphQLError,
   AdxTransportError,
   createAdxClient,
+  documentId,
   GetOperationDocument,
   isRetryable,
   ListOperationsDocument,
@@ -15,7 +17,12 @@ import {
 interface Sent {
   url: string;
   headers: Record<string, string>;
-  body: { query: string; variables: Record<string, unknown>; operationName?: string };
+  body: {
+    query: string;
+    variables: Record<string, unknown>;
+    operationName?: string;
+    extensions?: { persistedQuery?: { version: number; sha256Hash: string } };
+  };
 }
 
 function fakeFetch(status: number, answer: unknown, sent: Sent[] = []): typeof fetch {
@@ -133,4 +140,22 @@ test("startAndWatch without an operation id in the result fails with a clear err
     })(),
     /no operation id/,
   );
+});
+
+test("with persisted documents, a document travels as its trusted id, never as text", async () => {
+  const sent: Sent[] = [];
+  const client = createAdxClient({
+    url: "http://router.test/graphql",
+    persistedDocuments: true,
+    fetch: fakeFetch(200, { data: { operation: null } }, sent),
+  });
+  await client.query(GetOperationDocument, { id: "op-1" });
+  const id = sent[0]?.body.extensions?.persistedQuery?.sha256Hash ?? "";
+  assert.equal(sent[0]?.body.query, "");
+  assert.equal(sent[0]?.body.extensions?.persistedQuery?.version, 1);
+  assert.deepEqual(sent[0]?.body.variables, { id: "op-1" });
+  assert.equal(id, await documentId(GetOperationDocument.toString()));
+  // The id names the document in the trusted documents the router serves in production.
+  const trusted = JSON.parse(readFileSync("src/generated/trusted-documents.json", "utf8")) as Record<string, string>;
+  assert.equal(trusted[id], GetOperationDocument.toString());
 });
