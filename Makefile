@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint typecheck pytest install system-deps clean bench \
+.PHONY: dev test lint typecheck pytest install lock system-deps clean bench \
 	node-deps router-deps schema-deps sdk-deps schema schema-check sdk-check
 
 # Node packages come from the committed lockfiles only (npm ci), each folder once per lockfile
@@ -16,13 +16,31 @@ ROUTER_STAMP := router/node_modules/.installed
 SCHEMA_STAMP := router/compose/node_modules/.installed
 SDK_STAMP := sdk/node_modules/.installed
 
-$(STAMP): pyproject.toml
+# Python packages come from the committed lock only, every file checked against its hash:
+# requirements-dev.lock (runtime, tools and tests; requirements.lock, the runtime alone, is what
+# the images install). Then the project itself, without resolving anything, and `pip check`:
+# a dependency pyproject.toml asks for and the lock lacks fails here. `make lock` updates both.
+LOCK := requirements-dev.lock
+UV_VERSION := 0.13.9
+LOCK_FLAGS := --generate-hashes --python-version 3.11 --universal --no-header --quiet
+
+$(STAMP): pyproject.toml $(LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+# Re-resolves the locks from pyproject.toml (keeping every pin that still fits; `ARGS=--upgrade`
+# takes the newest versions instead), with uv, installed on demand.
+lock: install
+	$(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
+	$(BIN)/uv pip compile pyproject.toml scripts/build-requirements.in $(LOCK_FLAGS) \
+		-o requirements.lock $(ARGS)
+	$(BIN)/uv pip compile pyproject.toml scripts/build-requirements.in --extra dev $(LOCK_FLAGS) \
+		-o requirements-dev.lock $(ARGS)
 
 system-deps:
 	@bash scripts/system-deps.sh
@@ -77,11 +95,13 @@ schema-deps: $(SCHEMA_STAMP)
 sdk-deps: $(SDK_STAMP)
 
 # Regenerates every schema file from the code: subgraph SDL, supergraph, public SDL (refused if
-# it breaks the committed one without an allow-list entry), then the SDK's generated code.
+# it breaks the committed one without an allow-list entry), then the SDK's generated code and
+# its trusted documents (what the router runs in production).
 schema: install schema-deps sdk-deps
 	$(BIN)/adx schema export
 	$(BIN)/adx schema compose
-	cd sdk && node_modules/.bin/graphql-codegen --config codegen.ts && node_modules/.bin/tsc -p tsconfig.json
+	cd sdk && node_modules/.bin/graphql-codegen --config codegen.ts && node_modules/.bin/tsc -p tsconfig.json \
+		&& node scripts/trusted-documents.mjs
 
 # Composition succeeds, the committed schema files are what the code defines, no breaking change
 # outside schema/breaking-changes-allowed.txt.
