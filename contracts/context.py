@@ -8,12 +8,14 @@ stored in workflow history.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from contextvars import ContextVar
+from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 HEADER_KEY = "adx-context"
+T = TypeVar("T")
 
 
 class RequestContext(BaseModel):
@@ -40,15 +42,19 @@ def current_context() -> RequestContext | None:
 
 
 @contextmanager
-def use_context(context: RequestContext | None) -> Iterator[None]:
-    token = _current.set(context)
+def _set(variable: ContextVar[T], value: T) -> Iterator[None]:
+    token = variable.set(value)
     try:
         yield
     finally:
         # A workflow coroutine evicted or garbage-collected is closed from another context,
         # where the token cannot be reset (and there is nothing left to restore).
         with suppress(ValueError):
-            _current.reset(token)
+            variable.reset(token)
+
+
+def use_context(context: RequestContext | None) -> AbstractContextManager[None]:
+    return _set(_current, context)
 
 
 # Whether the running activity is a compensation (the step kernel's ``undo``): the stores
@@ -62,11 +68,5 @@ def in_compensation() -> bool:
     return _compensating.get()
 
 
-@contextmanager
-def compensating(value: bool = True) -> Iterator[None]:
-    token = _compensating.set(value)
-    try:
-        yield
-    finally:
-        with suppress(ValueError):
-            _compensating.reset(token)
+def compensating(value: bool = True) -> AbstractContextManager[None]:
+    return _set(_compensating, value)

@@ -82,24 +82,10 @@ async def proxy(request: Request) -> Response:
                 await answer.aclose()
                 raise UpstreamFailure(f"HTTP {answer.status_code}")
     except UpstreamUnavailable as error:
-        return problem(
-            503,
-            "Service unavailable",
-            str(error),
-            request=request,
-            service=error.service,
-            headers={"Retry-After": "5"},
-        )
+        return _unavailable(request, error.service, str(error))
     except UpstreamHung as error:
         log.warning("upstream.hung", service=service, reason=str(error))
-        return problem(
-            503,
-            "Service unavailable",
-            f"the {service} service did not answer in time",
-            request=request,
-            service=service,
-            headers={"Retry-After": "5"},
-        )
+        return _unavailable(request, service, f"the {service} service did not answer in time")
     except UpstreamFailure as error:
         log.warning("upstream.failed", service=service, reason=str(error))
         return problem(
@@ -120,4 +106,15 @@ async def proxy(request: Request) -> Response:
         status_code=answer.status_code,
         headers=headers,
         background=BackgroundTask(answer.aclose),
+    )
+
+
+def _unavailable(request: Request, service: str, detail: str) -> Response:
+    return problem(
+        503,
+        "Service unavailable",
+        detail,
+        request=request,
+        service=service,
+        headers={"Retry-After": "5"},
     )

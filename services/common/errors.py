@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -87,6 +87,26 @@ def data_subject_scope(user_id: str) -> str | None:
     if not context.is_tenant_admin():
         raise ServiceError(ErrorKind.AUTHORIZATION, "only tenant admins can do this")
     return context.tenant_id
+
+
+async def data_subject_here(
+    user_id: str, *, erasing: bool, outside_tenant: Callable[[], Awaitable[bool]]
+) -> str | None:
+    """:func:`data_subject_scope` for a service that knows users across tenants (accounts,
+    profiles). ``outside_tenant``: the user is known here, but not in the caller's tenant;
+    then, to an admin exporting, the user does not exist. An admin's erasure is not refused:
+    someone with nothing (left) in the tenant has nothing erased, so an interrupted one made
+    again completes."""
+    context = require_context()
+    if user_id != context.user_id and not erasing and await outside_tenant():
+        security_log.warning(
+            "security.tenant_isolation_violation",
+            resource="user",
+            caller_tenant_id=context.tenant_id,
+            caller_user_id=context.user_id,
+        )
+        raise NotFound("user")
+    return data_subject_scope(user_id)
 
 
 def ensure_tenant(owner_tenant_id: str | None, resource: str) -> RequestContext:

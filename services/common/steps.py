@@ -176,14 +176,7 @@ class Steps:
             return await self._start(
                 ref, arg, context, options, ActivityCancellationType.TRY_CANCEL, local=local
             )
-        handle = self._start(
-            ref,
-            arg,
-            context,
-            options,
-            ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-            local=local,
-        )
+        handle = self._start_forward(ref, arg, context, options, local)
         try:
             return await asyncio.shield(handle)
         except asyncio.CancelledError as cancelled:
@@ -239,14 +232,7 @@ class Steps:
             )
             await _regardless(asyncio.ensure_future(workflow.sleep(delay)))
             delay = min(delay * 2, MAX_RETRY_AFTER_PIVOT)
-            handle = self._start(
-                ref,
-                arg,
-                context,
-                options,
-                ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-                local=local,
-            )
+            handle = self._start_forward(ref, arg, context, options, local)
             try:
                 return await _regardless(handle)
             except ActivityError as again:
@@ -265,14 +251,8 @@ class Steps:
         """The outcome of a forward call whose last attempt timed out is unknown: that attempt
         may still commit. Forward activities are idempotent, so running it again until it
         ends gives the outcome, and the step is compensated with it like any other."""
-        handle = self._start(
-            ref,
-            arg,
-            context,
-            CallOptions(options.start_to_close, COMPENSATION.retry, options.heartbeat),
-            ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-            local=local,
-        )
+        retried = CallOptions(options.start_to_close, COMPENSATION.retry, options.heartbeat)
+        handle = self._start_forward(ref, arg, context, retried, local)
         try:
             return await asyncio.shield(handle)
         except asyncio.CancelledError as cancelled:
@@ -311,6 +291,24 @@ class Steps:
                 ref, arg, context, options, ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
             )
         return await handle
+
+    def _start_forward(
+        self,
+        ref: ActivityRef[I, R],
+        arg: I,
+        context: RequestContext | None,
+        options: CallOptions,
+        local: bool,
+    ) -> workflow.ActivityHandle[R]:
+        """A forward activity that a cancel asks to stop and then waits for to its real end."""
+        return self._start(
+            ref,
+            arg,
+            context,
+            options,
+            ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            local=local,
+        )
 
     def _start(
         self,

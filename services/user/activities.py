@@ -62,7 +62,7 @@ from services.common.email import EmailOutbox, OutgoingEmail
 from services.common.errors import (
     NotFound,
     ServiceError,
-    data_subject_scope,
+    data_subject_here,
     ensure_tenant,
     require_context,
 )
@@ -390,19 +390,14 @@ class UserActivities:
     # Data-subject requests ------------------------------------------------------------
 
     async def _data_subject(self, user_id: str, *, erasing: bool = False) -> str | None:
-        """The user themself (every tenant: None), or an admin of a tenant the user is a
-        member of (that tenant only); to anyone else the user does not exist. An admin's
-        erasure of someone with nothing (left) in the tenant erases nothing: so an
-        interrupted one made again completes."""
-        context = require_context()
-        if (
-            user_id != context.user_id
-            and not erasing
-            and await self.store.membership(user_id, context.tenant_id) is None
-            and await self.store.get_profile(user_id) is not None
-        ):
-            ensure_tenant(None, "user")
-        return data_subject_scope(user_id)
+        async def outside_tenant() -> bool:
+            tenant_id = require_context().tenant_id
+            return (
+                await self.store.membership(user_id, tenant_id) is None
+                and await self.store.get_profile(user_id) is not None
+            )
+
+        return await data_subject_here(user_id, erasing=erasing, outside_tenant=outside_tenant)
 
     @service_activity(UserActivity.EXPORT_USER_DATA)
     async def export_user_data(self, input: UserDataRequest) -> UserDataExport:
