@@ -459,6 +459,7 @@ def router_command(settings: Settings, supergraph: Path) -> tuple[list[str], dic
         "ADX_ROUTER_CORS_ORIGINS": json.dumps(settings.browser_origins),
         "ADX_ROUTER_LIMITS": json.dumps(router_limits(settings)),
         "ADX_ROUTER_PRODUCTION": "1" if settings.is_production else "0",
+        "ADX_ROUTER_SHOW_COST": "1" if settings.environment is Environment.DEV else "0",
         **(
             {"ADX_ROUTER_TRUSTED_DOCUMENTS": str(TRUSTED_DOCUMENTS)}
             if settings.trusted_documents_only

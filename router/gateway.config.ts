@@ -4,7 +4,7 @@
 //   hive-gateway supergraph <supergraph.graphql> -c gateway.config.ts --host H --port P
 //   ADX_ROUTER_SUBGRAPH_URLS='{"workflow": "http://127.0.0.1:4005/graphql", ...}'  (from ADX settings)
 //   ADX_ROUTER_CORS_ORIGINS, ADX_ROUTER_LIMITS, ADX_ROUTER_PRODUCTION,
-//   ADX_ROUTER_TRUSTED_DOCUMENTS  (see below)
+//   ADX_ROUTER_TRUSTED_DOCUMENTS, ADX_ROUTER_SHOW_COST  (see below)
 // Run it by hand the same way to serve the committed schema/supergraph.graphql elsewhere
 // (without ADX_ROUTER_LIMITS, the defaults below are adx's).
 import { readFileSync } from "node:fs";
@@ -155,33 +155,61 @@ export const gatewayConfig: GatewayConfig = defineConfig({
     : undefined,
   // The cost of a document (Hive Gateway's demand control; see MAX_COST in
   // adx/schema_command.py): 1 per object field, a mutation 10 more. A document past the limit
-  // is refused before the subgraph request that would pass it. Outside production the
-  // answer's extensions.cost shows what a document costs.
-  demandControl: { maxCost: limits.cost, listSize: limits.list_size, includeExtensionMetadata: !production },
+  // is refused before the subgraph request that would pass it. In development every answer's
+  // extensions.cost shows what its document costs.
+  demandControl: {
+    maxCost: limits.cost,
+    listSize: limits.list_size,
+    includeExtensionMetadata: process.env.ADX_ROUTER_SHOW_COST === "1",
+  },
   maxDepth: limits.depth,
   maxTokens: limits.tokens,
   blockFieldSuggestions: production,
   disableIntrospection: production ? { disableIf: () => true } : undefined,
   plugins: () => [
     {
-      // Refused before the body is read: a declared size past the limit.
-      onRequest({ request, endResponse, fetchAPI }) {
-        const size = Number(request.headers.get("content-length") ?? "0");
-        if (size > limits.body_bytes) {
-          endResponse(
-            new fetchAPI.Response(
-              JSON.stringify({
-                errors: [
-                  {
-                    message: `The request body is over ${limits.body_bytes} bytes.`,
-                    extensions: { code: "BAD_USER_INPUT" },
-                  },
-                ],
-              }),
-              { status: 413, headers: { "content-type": "application/json" } },
-            ),
+      // A body past the limit is refused: at once when its declared size says so, else (a
+      // chunked body) as soon as that many bytes have been read.
+      async onRequest({ request, setRequest, endResponse, fetchAPI }) {
+        const tooLarge = () =>
+          new fetchAPI.Response(
+            JSON.stringify({
+              errors: [
+                {
+                  message: `The request body is over ${limits.body_bytes} bytes.`,
+                  extensions: { code: "BAD_USER_INPUT" },
+                },
+              ],
+            }),
+            { status: 413, headers: { "content-type": "application/json" } },
           );
+        const declared = request.headers.get("content-length");
+        if (declared !== null) {
+          if (Number(declared) > limits.body_bytes) endResponse(tooLarge());
+          return;
         }
+        if (request.body === null) return;
+        const chunks: Uint8Array[] = [];
+        let size = 0;
+        const reader = request.body.getReader();
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          size += value.byteLength;
+          if (size > limits.body_bytes) {
+            await reader.cancel();
+            endResponse(tooLarge());
+            return;
+          }
+          chunks.push(value);
+        }
+        const body = new Uint8Array(size);
+        let at = 0;
+        for (const chunk of chunks) {
+          body.set(chunk, at);
+          at += chunk.byteLength;
+        }
+        setRequest(new fetchAPI.Request(request.url, { method: request.method, headers: request.headers, body }));
       },
       onValidate({ addValidationRule }) {
         addValidationRule(aliasLimit);

@@ -7,32 +7,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 from graphql import (
     FragmentDefinitionNode,
-    GraphQLEnumType,
-    GraphQLInputObjectType,
-    GraphQLSchema,
-    ListTypeNode,
-    NamedTypeNode,
     NonNullTypeNode,
     OperationDefinitionNode,
     OperationType,
-    TypeNode,
-    Undefined,
-    build_schema,
-    is_non_null_type,
     parse,
-    parse_type,
     print_ast,
 )
 
 from adx.schema_command import MAX_COST, TRUSTED_DOCUMENTS, router_limits
-from adx.settings import REPO_ROOT
 from graph.runtime import BFFS
 from tests.router.conftest import WEB_ORIGINS, Router, router_process
+from tests.support.graphql_values import example, public_schema
 from tests.support.ports import free_port
 
 EVIL = "http://evil.example"
@@ -79,7 +70,8 @@ async def test_a_cross_site_form_post_or_bare_get_runs_nothing(router: Router) -
 
 async def test_abusive_documents_are_refused_by_the_router_itself(router: Router) -> None:
     """Limits the router enforces before planning (the subgraphs only see what it forwards):
-    aliases, tokens and the body's size; a normal document still passes."""
+    aliases, tokens, depth and the body's size (declared or chunked); a normal document still
+    passes."""
     limits = router_limits()
     many_aliases = "{ " + " ".join(f"a{i}: __typename" for i in range(limits["aliases"] + 1)) + " }"
     many_tokens = "{ " + " ".join(["__typename"] * (limits["tokens"] + 1)) + " }"
@@ -92,6 +84,31 @@ async def test_abusive_documents_are_refused_by_the_router_itself(router: Router
             assert refusal in answer["errors"][0]["message"], answer
         oversized = await http.post(router.url, json={"query": padded})
         assert oversized.status_code == 413
+        # A chunked body declares no size: refused once the limit is read past.
+        big = json.dumps({"query": padded}).encode()
+
+        async def chunks(body: bytes) -> AsyncIterator[bytes]:
+            for start in range(0, len(body), 8192):
+                yield body[start : start + 8192]
+
+        chunked = await http.post(
+            router.url, content=chunks(big), headers={"content-type": "application/json"}
+        )
+        assert chunked.status_code == 413
+        small = json.dumps({"query": TYPENAME}).encode()
+        answer = await http.post(
+            router.url, content=chunks(small), headers={"content-type": "application/json"}
+        )
+        assert answer.json() == {"data": {"__typename": "Query"}}
+        # Deeper than the limit. The public schema has no cycle, so no valid document is
+        # (introspection is not counted, and is off in production): the limit is for the day
+        # one appears, and counts the document as written.
+        fields = [f"f{level}" for level in range(limits["depth"] + 2)]
+        deep = "{ " + " { ".join(fields) + " }" * len(fields)
+        answer = (await http.post(router.url, json={"query": deep})).json()
+        assert answer.get("data") is None
+        messages = [error["message"] for error in answer["errors"]]
+        assert any("depth limit" in message for message in messages), answer
         fine = "{ " + " ".join(f"a{i}: __typename" for i in range(limits["aliases"])) + " }"
         answer = (await http.post(router.url, json={"query": fine})).json()
         assert answer["data"]["a0"] == "Query"
@@ -181,35 +198,19 @@ async def test_in_production_the_schema_stays_private(tmp_path: Path) -> None:
         assert ("Did you mean" in hint) is not private, hint
 
 
-def _example(type_node: TypeNode, schema: GraphQLSchema) -> object:
-    """A value of the variable's type (the document's cost does not depend on it)."""
-    if isinstance(type_node, NonNullTypeNode):
-        return _example(type_node.type, schema)
-    if isinstance(type_node, ListTypeNode):
-        return [_example(type_node.type, schema)]
-    assert isinstance(type_node, NamedTypeNode)
-    named = schema.get_type(type_node.name.value)
-    if isinstance(named, GraphQLEnumType):
-        return next(iter(named.values))
-    if isinstance(named, GraphQLInputObjectType):
-        return {
-            name: _example(parse_type(str(field.type)), schema)
-            for name, field in named.fields.items()
-            if is_non_null_type(field.type) and field.default_value is Undefined
-        }
-    scalars: dict[str, object] = {"Int": 1, "Float": 1.0, "Boolean": False, "JSON": {}}
-    return scalars.get(type_node.name.value, "x")
-
-
 async def test_the_sdks_queries_cost_well_under_the_limit_and_a_costly_one_is_refused(
-    router: Router,
+    router: Router, tmp_path: Path
 ) -> None:
     """The cost limit (the object fields a document selects) lets every query the SDK has
     pass, with room, and refuses a document that is many of them at once."""
-    schema = build_schema((REPO_ROOT / "schema" / "public.graphql").read_text())
+    schema = public_schema()
     trusted: dict[str, str] = json.loads(TRUSTED_DOCUMENTS.read_text())
     costs: dict[str, int] = {}
-    async with httpx.AsyncClient(timeout=30) as http:
+    # In development the router shows each answer's cost (extensions.cost).
+    async with (
+        router_process(router.subgraphs, tmp_path, environment="dev") as shows_cost,
+        httpx.AsyncClient(timeout=30) as http,
+    ):
         for text in trusted.values():
             [operation, *_] = [
                 d for d in parse(text).definitions if isinstance(d, OperationDefinitionNode)
@@ -217,12 +218,12 @@ async def test_the_sdks_queries_cost_well_under_the_limit_and_a_costly_one_is_re
             if operation.operation is not OperationType.QUERY:
                 continue  # mutations would run; their cost is the same sum plus 10
             variables = {
-                v.variable.name.value: _example(v.type, schema)
+                v.variable.name.value: example(v.type, schema)
                 for v in operation.variable_definitions or ()
                 if isinstance(v.type, NonNullTypeNode)
             }
             sent = {"query": text, "variables": variables}
-            answer = (await http.post(router.url, json=sent)).json()
+            answer = (await http.post(shows_cost.url, json=sent)).json()
             assert "COST_ESTIMATED_TOO_EXPENSIVE" not in json.dumps(answer), answer
             assert operation.name is not None
             costs[operation.name.value] = answer["extensions"]["cost"]["estimated"]
@@ -239,6 +240,6 @@ async def test_the_sdks_queries_cost_well_under_the_limit_and_a_costly_one_is_re
         ]
         copies = " ".join(f"d{i}: {print_ast(field)}" for i in range(router_limits()["aliases"]))
         costly = " ".join([f"query {{ {copies} }}", *fragments])
-        answer = (await http.post(router.url, json={"query": costly})).json()
+        answer = (await http.post(shows_cost.url, json={"query": costly})).json()
     assert answer.get("data") is None
     assert answer["errors"][0]["extensions"]["code"] == "COST_ESTIMATED_TOO_EXPENSIVE", answer

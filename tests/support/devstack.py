@@ -26,6 +26,7 @@ READY_TIMEOUT = 240.0
 @dataclass
 class DevStack:
     router_url: str  # the router's GraphQL endpoint
+    gateway_url: str  # the API gateway's base URL
     log: Path
 
 
@@ -87,7 +88,8 @@ async def running_dev_stack(data_dir: Path, port_offset: int) -> AsyncIterator[D
                     pytest.fail(f"adx dev exited with {process.returncode}:\n{read_log(log)}")
                 await asyncio.sleep(0.5)
             assert (await http.get(f"{router}/readyz")).status_code == 200
-        yield DevStack(router_url=f"{router}/graphql", log=log)
+        gateway = f"http://127.0.0.1:{DEFAULT_PORTS['gateway'] + port_offset}"
+        yield DevStack(router_url=f"{router}/graphql", gateway_url=gateway, log=log)
     finally:
         await _stop(process)
 
