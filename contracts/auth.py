@@ -68,6 +68,7 @@ class AuthActivity(StrEnum):
     SEND_INVITATION = "auth.send_invitation"
     EXPORT_USER_DATA = "auth.export_user_data"
     ERASE_USER_DATA = "auth.erase_user_data"
+    CONSUME_REAUTHENTICATION = "auth.consume_reauthentication"
 
 
 # Roles and permissions --------------------------------------------------------------------
@@ -503,6 +504,16 @@ class InvitationSent(BaseModel):
     email_sent: bool
 
 
+class ConsumeReauthenticationInput(BaseModel):
+    """The single-use proof from ``POST /api/auth/reauthenticate`` (the caller's own)."""
+
+    reauthentication: str = Field(min_length=1, max_length=200)
+
+
+class Reauthentication(BaseModel):
+    user_id: str
+
+
 class AuthActivities:
     """Typed references to the auth service's activities (name, task queue, input, result):
     workflows call them through the step kernel, services.common.steps."""
@@ -538,6 +549,12 @@ class AuthActivities:
     EXPIRE_TOKEN = ActivityRef(AuthActivity.EXPIRE_TOKEN, TaskQueue.AUTH, TokenInput, TokenState)
     EXPORT_USER_DATA = ActivityRef(
         AuthActivity.EXPORT_USER_DATA, TaskQueue.AUTH, UserDataRequest, UserDataExport
+    )
+    CONSUME_REAUTHENTICATION = ActivityRef(
+        AuthActivity.CONSUME_REAUTHENTICATION,
+        TaskQueue.AUTH,
+        ConsumeReauthenticationInput,
+        Reauthentication,
     )
     GET_USER = ActivityRef(AuthActivity.GET_USER, TaskQueue.AUTH, GetUserInput, AuthUser)
     GRANT_TENANT_ACCESS = ActivityRef(

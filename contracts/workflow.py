@@ -135,6 +135,9 @@ class ComplianceExportResult(BaseModel):
 class ComplianceEraseInput(BaseModel):
     user_id: str = Field(min_length=1, max_length=64)
     reason: str | None = Field(default=None, max_length=300)
+    # The user's own erasure needs a fresh proof of their password (POST
+    # /api/auth/reauthenticate): single use, spent by the operation's first step.
+    reauthentication: str | None = Field(default=None, min_length=1, max_length=200)
 
 
 class StartAuditInput(BaseModel):

@@ -15,6 +15,7 @@ from typing import Any
 
 import aiosmtplib
 import redis.asyncio as aioredis
+from temporalio import activity
 
 from adx.identity import SigningKeys
 from adx.settings import Settings
@@ -23,6 +24,7 @@ from contracts.auth import (
     AuthActivity,
     AuthUser,
     CheckPermissionsInput,
+    ConsumeReauthenticationInput,
     CreatedSession,
     CreateInvitedUserInput,
     CreateSessionInput,
@@ -39,6 +41,7 @@ from contracts.auth import (
     MfaSetupResult,
     Permission,
     PermissionCheck,
+    Reauthentication,
     RevokedSessions,
     RevokeTenantAccessInput,
     RevokeUserSessionsInput,
@@ -197,6 +200,7 @@ class AuthActivities:
             self.send_invitation,
             self.export_user_data,
             self.erase_user_data,
+            self.consume_reauthentication,
         ]
 
     # Helpers ---------------------------------------------------------------------------
@@ -644,6 +648,26 @@ class AuthActivities:
         security_log.info("security.user_data_erased", request_id=input.request_id, rows=rows)
         return UserDataErased(service="auth", user_id=input.user_id, rows=rows)
 
+    @service_activity(AuthActivity.CONSUME_REAUTHENTICATION)
+    async def consume_reauthentication(
+        self, input: ConsumeReauthenticationInput
+    ) -> Reauthentication:
+        """The caller's own fresh proof of their password, used up by this operation (its
+        retries included); anything else is an authentication failure, not retried."""
+        context = require_context()
+        if not await self.store.consume_reauthentication(
+            token_hash(input.reauthentication),
+            context.user_id,
+            activity.info().workflow_id or "",
+            now_utc(),
+        ):
+            security_log.warning("security.reauthentication_refused", user_id=context.user_id)
+            raise ServiceError(
+                ErrorKind.AUTHENTICATION,
+                "re-authenticate first: POST /api/auth/reauthenticate with your password",
+            )
+        return Reauthentication(user_id=context.user_id)
+
     # Email links --------------------------------------------------------------------------
 
     async def _send_link(
@@ -696,6 +720,29 @@ class AuthActivities:
             return await self.parts.outbox.deliver(message)
         except (aiosmtplib.SMTPException, OSError) as error:
             raise ServiceError(ErrorKind.EXTERNAL_SERVICE, "the email could not be sent") from error
+
+
+REAUTHENTICATION_SECONDS = 300
+
+
+async def issue_reauthentication(store: AuthStore, user_id: str) -> tuple[str, datetime]:
+    """A single-use proof that ``user_id`` just gave their password (and second factor), and
+    until when it holds."""
+    proof, now = new_token(), now_utc()
+    issued = await store.issue_token(
+        TokenRow(
+            id=str(uuid.uuid4()),
+            user_id=user_id,
+            purpose=TokenPurpose.REAUTHENTICATION,
+            token_hash=token_hash(proof),
+            workflow_id=None,
+            subject_id=None,
+            created_at=now,
+            expires_at=now + timedelta(seconds=REAUTHENTICATION_SECONDS),
+            used_at=None,
+        )
+    )
+    return proof, issued.expires_at
 
 
 async def revoke_all_sessions(

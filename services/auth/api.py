@@ -49,7 +49,12 @@ from contracts.auth import (
 from contracts.context import RequestContext, use_context
 from contracts.errors import ErrorKind
 from contracts.names import QueryName, SignalName, WorkflowType
-from services.auth.activities import components, now_utc, revoke_all_sessions
+from services.auth.activities import (
+    components,
+    issue_reauthentication,
+    now_utc,
+    revoke_all_sessions,
+)
 from services.auth.models import (
     AuthPolicy,
     ExchangeRequest,
@@ -66,6 +71,8 @@ from services.auth.models import (
     PasswordResetRequest,
     PermissionAnswer,
     PermissionCheckRequest,
+    Reauthenticated,
+    ReauthenticateRequest,
     RefreshRequest,
     RegisterRequest,
     SessionRecord,
@@ -224,6 +231,18 @@ class AuthApi:
                     body=ExchangeRequest,
                     public=True,
                     errors=(401, 409),
+                ),
+            ),
+            Endpoint(
+                "/api/auth/reauthenticate",
+                self.reauthenticate,
+                "POST",
+                Doc(
+                    "prove the password (and second factor) again, for an act that cannot be "
+                    "undone: a single-use proof valid for minutes (the user's own erasure)",
+                    {200: Reauthenticated},
+                    body=ReauthenticateRequest,
+                    errors=(401,),
                 ),
             ),
             Endpoint(
@@ -456,18 +475,34 @@ class AuthApi:
         if needs_rehash(user.password_hash):
             await self.store.set_password(user.id, await hash_password(body.password), now_utc())
         if user.mfa_enabled:
-            await self._second_factor(user, body)
+            await self._second_factor(user, body.totp_code, body.recovery_code)
         tenant_id, roles = await self._tenant_for(user, body.tenant_id)
         tokens = await self._open_session(user, tenant_id, roles, request)
         return json_response(tokens)
 
-    async def _second_factor(self, user: UserRow, body: LoginRequest) -> None:
-        if body.totp_code is not None:
+    async def reauthenticate(self, request: Request) -> Response:
+        """The caller (a live session) gives their password again, and their second factor
+        when they have one; the answer is a single-use proof for one irreversible act."""
+        caller = await self.caller(request)
+        body = await parse_body(request, ReauthenticateRequest)
+        user = await self.store.get_user(caller.claims.sub)
+        if user is None or not await verify_password(user.password_hash, body.password):
+            security_log.warning("security.reauthentication_failed", user_id=caller.claims.sub)
+            raise ServiceError(ErrorKind.AUTHENTICATION, INVALID_CREDENTIALS)
+        if user.mfa_enabled:
+            await self._second_factor(user, body.totp_code, body.recovery_code)
+        proof, expires_at = await issue_reauthentication(self.store, user.id)
+        return json_response(Reauthenticated(reauthentication=proof, expires_at=expires_at))
+
+    async def _second_factor(
+        self, user: UserRow, totp_code: str | None, recovery_code: str | None
+    ) -> None:
+        if totp_code is not None:
             secrets = await self.store.mfa_secrets_for_user(user.id, MfaSecretStatus.ACTIVE)
             if secrets:
                 secret = secrets[0]
                 plain = self.parts.box.decrypt(secret.secret_ciphertext, secret.id)
-                step = totp_step(plain, body.totp_code)
+                step = totp_step(plain, totp_code)
                 # A code is good once (a replayed code within its 30 s window is refused).
                 if step is not None and await self.store.use_totp_step(secret.id, step):
                     return
@@ -476,8 +511,8 @@ class AuthApi:
                 "invalid one-time code",
                 fields={"totp_code": "invalid or already used"},
             )
-        if body.recovery_code is not None:
-            code = recovery_code_hash(body.recovery_code)
+        if recovery_code is not None:
+            code = recovery_code_hash(recovery_code)
             if await self.store.use_recovery_code(user.id, code, now_utc()):
                 return
             raise ServiceError(
@@ -598,7 +633,9 @@ class AuthApi:
         """Tokens for a session a workflow created (``auth.create_session``), once."""
         body = await parse_body(request, ExchangeRequest)
         now = now_utc()
-        token = await self.store.consume_exchange_code(token_hash(body.code), now)
+        token = await self.store.consume_by_hash(
+            TokenPurpose.SESSION_EXCHANGE, token_hash(body.code), now
+        )
         record = await self.sessions.get(token.subject_id) if token and token.subject_id else None
         if token is None or record is None or not record.active(now):
             raise ServiceError(

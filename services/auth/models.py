@@ -69,6 +69,19 @@ class LoginRequest(_Request):
     recovery_code: str | None = Field(default=None, min_length=1, max_length=64)
 
 
+class ReauthenticateRequest(_Request):
+    password: str = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)
+    totp_code: str | None = Field(default=None, pattern=r"^[0-9]{6}$")
+    recovery_code: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+class Reauthenticated(BaseModel):
+    """A single-use proof that the caller just gave their password (and second factor)."""
+
+    reauthentication: str
+    expires_at: datetime
+
+
 class RefreshRequest(_Request):
     refresh_token: str = Field(min_length=1, max_length=4096)
 
@@ -215,6 +228,8 @@ class TokenPurpose(StrEnum):
     VERIFY_EMAIL = "verify_email"
     PASSWORD_RESET = "password_reset"  # noqa: S105 (a purpose name)
     SESSION_EXCHANGE = "session_exchange"
+    # A fresh proof of the password (and second factor) for an act that cannot be undone.
+    REAUTHENTICATION = "reauthentication"
 
 
 class TokenRow(BaseModel):

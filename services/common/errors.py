@@ -99,13 +99,7 @@ async def data_subject_here(
     again completes."""
     context = require_context()
     if user_id != context.user_id and not erasing and await outside_tenant():
-        security_log.warning(
-            "security.tenant_isolation_violation",
-            resource="user",
-            caller_tenant_id=context.tenant_id,
-            caller_user_id=context.user_id,
-        )
-        raise NotFound("user")
+        ensure_tenant(None, "user")  # raises: not found, logged as a security event
     return data_subject_scope(user_id)
 
 

@@ -256,7 +256,9 @@ class WorkflowApi:
             request,
             context,
             WorkflowType.COMPLIANCE_ERASE,
-            ComplianceEraseInput(user_id=user_id, reason=body.reason),
+            ComplianceEraseInput(
+                user_id=user_id, reason=body.reason, reauthentication=body.reauthentication
+            ),
         )
 
     async def audit(self, request: Request) -> Response:

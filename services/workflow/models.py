@@ -38,6 +38,8 @@ class ComplianceRequest(_Request):
 
     user_id: str | None = Field(default=None, min_length=1, max_length=64)
     reason: str | None = Field(default=None, max_length=300)
+    # A user's erasure of their own data: the proof from POST /api/auth/reauthenticate.
+    reauthentication: str | None = Field(default=None, min_length=1, max_length=200)
 
 
 # Responses --------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts.activities import ActivityRef
     from contracts.auth import (
         AuthActivities,
+        ConsumeReauthenticationInput,
         CreateInvitedUserInput,
         DeleteInvitedUserInput,
         GrantTenantAccessInput,
@@ -78,6 +79,10 @@ ERASE_TARGETS: tuple[ActivityRef[UserDataRequest, UserDataErased], ...] = (
     AuthActivities.ERASE_USER_DATA,
     WorkflowActivities.ERASE_USER_DATA,
 )
+# One's own erasure takes the account last: until then the user can still log in, give the
+# password again and make an interrupted erasure again, which completes it; the account's
+# erasure is its point of no return.
+OWN_ERASE_TARGETS = (*ERASE_TARGETS[:2], ERASE_TARGETS[3], ERASE_TARGETS[2])
 
 
 # User onboarding ----------------------------------------------------------------------------
@@ -286,6 +291,10 @@ class ComplianceExportWorkflow(ProgressWorkflow):
 # Compliance erase ---------------------------------------------------------------------------
 
 
+# The erasure of one's own data starts by spending a fresh proof of the password.
+REAUTHENTICATION_PATCH = "compliance-erase-reauthentication"
+
+
 # Auto-upgrade: seconds, idempotent steps; a new build replays it.
 @workflow.defn(name=WorkflowType.COMPLIANCE_ERASE.value, versioning_behavior=AUTO_UPGRADE)
 class ComplianceEraseWorkflow(ProgressWorkflow):
@@ -306,7 +315,25 @@ class ComplianceEraseWorkflow(ProgressWorkflow):
         steps = Steps(self._progress)
         self._progress.record(EventKind.STARTED)
         erased: dict[str, dict[str, int]] = {}
+        # Patched in: runs from before replay without the step.
+        reauthenticating = input.user_id == context.user_id and workflow.patched(
+            REAUTHENTICATION_PATCH
+        )
+        if reauthenticating:
+            self._progress.set_total(len(ERASE_TARGETS) + 3)
         try:
+            if reauthenticating:
+                # One's own erasure (all of one's data, the account too) needs the password
+                # given again just now: a stolen session alone cannot erase an account.
+                await steps.step(
+                    "confirm_identity",
+                    lambda: steps.call(
+                        AuthActivities.CONSUME_REAUTHENTICATION,
+                        ConsumeReauthenticationInput(
+                            reauthentication=input.reauthentication or "none"
+                        ),
+                    ),
+                )
             audit = await steps.step(
                 "record_audit",
                 lambda: steps.call(
@@ -325,10 +352,13 @@ class ComplianceEraseWorkflow(ProgressWorkflow):
                     FinishAuditInput(request_id=request_id, status="failed"),
                 ),
             )
-            for target in ERASE_TARGETS:
+            for target in OWN_ERASE_TARGETS if reauthenticating else ERASE_TARGETS:
                 result = await steps.step(
                     f"erase_{target.service}",
                     partial(steps.call, target, request),
+                    # Once the account is gone the user cannot ask again: from then on the
+                    # request completes (a cancel is dropped, a failure retried).
+                    pivot=reauthenticating and target is OWN_ERASE_TARGETS[-1],
                 )
                 await steps.call(
                     WorkflowActivities.RECORD_ERASE_STEP,

@@ -21,12 +21,16 @@ from contracts.workflow import (
     UserOnboardingResult,
     WorkflowActivity,
 )
+from services.auth.activities import issue_reauthentication
+from services.auth.store import AuthStore
 from tests.faults.harness import (
+    Arm,
     Prepared,
     SagaSpec,
     SagaStep,
     mentions,
 )
+from workflow_client.operations import new_operation_id
 
 
 async def prepare(h: Harness) -> Prepared:
@@ -72,9 +76,23 @@ async def prepare_erase(h: Harness) -> Prepared:
     """The user's own erasure: all of their data, in every service (a tenant admin's covers
     that tenant's only, tests/services/workflow/test_compliance.py)."""
     subject = await _new_member(h)
-    erase = ComplianceEraseInput(user_id=subject, reason="fault injection")
     me = RequestContext(user_id=subject, tenant_id="acme", roles=("member",))
-    return Prepared(me, erase, {"user_id": subject})
+    return Prepared(me, None, {"user_id": subject})
+
+
+async def start_erase(h: Harness, prepared: Prepared, key: str, arm: Arm) -> str:
+    """Each request with a fresh proof of the password, as the user would make it again."""
+    proof, _ = await issue_reauthentication(
+        AuthStore(h.runtimes["auth"].db), prepared.context.user_id
+    )
+    erase = ComplianceEraseInput(
+        user_id=prepared.context.user_id, reason="fault injection", reauthentication=proof
+    )
+    arm(new_operation_id(WorkflowType.COMPLIANCE_ERASE.value, prepared.context, key))
+    operation = await h.ops.start(
+        prepared.context, WorkflowType.COMPLIANCE_ERASE.value, erase, request_key=key
+    )
+    return operation.id
 
 
 async def erased(h: Harness, prepared: Prepared, result: Any) -> None:
@@ -103,16 +121,19 @@ async def recorded_failed(h: Harness, prepared: Prepared, operation_id: str) -> 
 ERASE = SagaSpec(
     workflow_type=WorkflowType.COMPLIANCE_ERASE,
     steps=(
+        # The proof of the password, spent (nothing to undo: a new request brings a new one).
+        SagaStep("confirm_identity", AuthActivity.CONSUME_REAUTHENTICATION, compensated=False),
         # Its compensation records the request failed.
         SagaStep("record_audit", WorkflowActivity.START_ERASE_AUDIT),
         *(
             step
             for n, erase in enumerate(
                 (
+                    # One's own erasure takes the account last.
                     UserActivity.ERASE_USER_DATA,
                     TenantActivity.ERASE_USER_DATA,
-                    AuthActivity.ERASE_USER_DATA,
                     WorkflowActivity.ERASE_USER_DATA,
+                    AuthActivity.ERASE_USER_DATA,
                 ),
                 start=1,
             )
@@ -129,9 +150,11 @@ ERASE = SagaSpec(
         SagaStep("finish_audit", WorkflowActivity.FINISH_ERASE_AUDIT, compensated=False),
     ),
     prepare=prepare_erase,
+    start=start_erase,
     applied=erased,
-    # Once every service erased and that is recorded, the request is done.
-    pivot="record_workflow",
+    # Once the account is erased (the last service) the request completes: the user could not
+    # ask again.
+    pivot="erase_auth",
     # Erasure cannot be undone: a request that did not complete is recorded failed, and the
     # same request made again erases what is left (every service's erase is idempotent).
     resumable=True,

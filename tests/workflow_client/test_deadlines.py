@@ -10,11 +10,16 @@ import os
 import signal
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 
 from adx.readiness import failed_checks
 from adx.settings import Settings
 from contracts.context import RequestContext
+from gateway.app import create_gateway_app
+from graph.runtime import load
+from tests.support.bff import running_bff
+from tests.support.http import serve_app
 from tests.support.ports import free_port
 from tests.support.temporal import SEARCH_ATTRIBUTES, TEST_NAMESPACE
 from tests.workflow_client.flows import WaitInput
@@ -77,3 +82,31 @@ async def test_a_hung_temporal_is_unavailable_in_bounded_time(settings: Settings
             os.kill(pid, signal.SIGCONT)
         assert (await ops.describe(CALLER, running.id)).id == running.id
         assert await failed_checks(probe) == {}
+
+
+async def test_every_readiness_endpoint_answers_503_while_temporal_hangs(
+    settings: Settings,
+) -> None:
+    """The gateway's and a BFF's /readyz (the same readiness as every service's) answer "not
+    ready" while Temporal hangs, not when it comes back, and ready again after."""
+    async with own_dev_server(settings) as (pid, address):
+        pointed = settings.model_copy(update={"temporal_address": address})
+        client = await connect(pointed)
+        async with (
+            serve_app(create_gateway_app(pointed, client=client), lifespan=True) as gateway,
+            running_bff(load("workflow"), pointed, client=client) as (bff, _deps),
+            httpx.AsyncClient(timeout=HUNG_FOR) as http,
+        ):
+            endpoints = [f"{gateway}/readyz", f"{bff}/readyz"]
+            for url in endpoints:
+                assert (await http.get(url)).status_code == 200, url
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                for url in endpoints:
+                    answer = await http.get(url)
+                    assert answer.status_code == 503, url
+                    assert "temporal" in answer.text, url
+            finally:
+                os.kill(pid, signal.SIGCONT)
+            for url in endpoints:
+                assert (await http.get(url)).status_code == 200, url

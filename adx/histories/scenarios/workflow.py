@@ -6,7 +6,10 @@ from __future__ import annotations
 from adx.histories.scenarios.fixtures import _alice, _new_member, _unique
 from adx.histories.scenarios.registry import Recorded, _compensated, recorded, scenario
 from adx.histories.stack import Harness
+from contracts.context import RequestContext
 from contracts.names import WorkflowType
+from services.auth.activities import issue_reauthentication
+from services.auth.store import AuthStore
 
 
 @scenario(WorkflowType.USER_ONBOARDING)
@@ -74,4 +77,14 @@ async def compliance_erase(h: Harness) -> list[Recorded]:
         else:
             await h.fails(alice, workflow_id)
         runs += recorded(WorkflowType.COMPLIANCE_ERASE, path, workflow_id)
-    return runs
+    # One's own erasure: a fresh proof of the password first, the account last.
+    subject = await _new_member(h)
+    proof, _ = await issue_reauthentication(AuthStore(h.runtimes["auth"].db), subject)
+    own = RequestContext(user_id=subject, tenant_id="acme", roles=("member",))
+    workflow_id, _ = await h.start(
+        own,
+        WorkflowType.COMPLIANCE_ERASE,
+        ComplianceEraseInput(user_id=subject, reason="recorded request", reauthentication=proof),
+    )
+    await h.completes(own, workflow_id)
+    return [*runs, *recorded(WorkflowType.COMPLIANCE_ERASE, "own-erasure", workflow_id)]

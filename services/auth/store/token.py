@@ -133,25 +133,55 @@ class TokensMixin(Store):
             result = await session.execute(delete(tokens).where(tokens.c.subject_id == subject_id))
         return rowcount(result)
 
-    async def consume_exchange_code(self, hashed: str, now: datetime) -> TokenRow | None:
-        """The session-exchange token with this hash, used up now; None if unknown, used or
-        expired (single use)."""
+    async def consume_by_hash(
+        self, purpose: TokenPurpose, hashed: str, now: datetime
+    ) -> TokenRow | None:
+        """The token of ``purpose`` with this hash, used up now; None if unknown, used or
+        expired (single use): a session-exchange code, a re-authentication."""
         async with self.db.transaction() as session:
             found = await fetch_first(
                 session,
                 select(tokens).where(
-                    tokens.c.token_hash == hashed,
-                    tokens.c.purpose == TokenPurpose.SESSION_EXCHANGE.value,
+                    tokens.c.token_hash == hashed, tokens.c.purpose == purpose.value
                 ),
             )
             if found is None:
                 return None
             token = _token(found)
-            if not await self._consume(
-                session, token.id, token.user_id, TokenPurpose.SESSION_EXCHANGE, now
-            ):
+            if not await self._consume(session, token.id, token.user_id, purpose, now):
                 return None
         return token
+
+    async def consume_reauthentication(
+        self, hashed: str, user_id: str, operation_id: str, now: datetime
+    ) -> bool:
+        """Uses the user's re-authentication up for ``operation_id``: True once it is that
+        operation's (a retried attempt of the same operation gets True again); False if it is
+        unknown, another user's, expired, or used by another operation."""
+        async with self.db.transaction() as session:
+            result = await session.execute(
+                update(tokens)
+                .where(
+                    tokens.c.token_hash == hashed,
+                    tokens.c.purpose == TokenPurpose.REAUTHENTICATION.value,
+                    tokens.c.user_id == user_id,
+                    tokens.c.used_at.is_(None),
+                    tokens.c.expires_at > now,
+                )
+                .values(used_at=now, workflow_id=operation_id)
+            )
+            if rowcount(result) == 1:
+                return True
+            found = await fetch_first(
+                session,
+                select(tokens.c.workflow_id).where(
+                    tokens.c.token_hash == hashed,
+                    tokens.c.purpose == TokenPurpose.REAUTHENTICATION.value,
+                    tokens.c.user_id == user_id,
+                    tokens.c.used_at.is_not(None),
+                ),
+            )
+        return found is not None and found["workflow_id"] == operation_id
 
     async def tokens_for_user(self, user_id: str) -> list[TokenRow]:
         query = select(tokens).where(tokens.c.user_id == user_id).order_by(tokens.c.created_at)

@@ -433,10 +433,15 @@ async def test_create_session_retried_makes_one_session_with_a_fresh_code(
         assert first.session_id == second.session_id
         assert first.exchange_code != second.exchange_code
         assert [s.id for s in await activities.sessions.for_user(user_id)] == [first.session_id]
-        exchange = await store.consume_exchange_code(token_hash(second.exchange_code), now())
+        exchange = await store.consume_by_hash(
+            TokenPurpose.SESSION_EXCHANGE, token_hash(second.exchange_code), now()
+        )
         assert exchange is not None
         assert exchange.subject_id == first.session_id
-        assert await store.consume_exchange_code(token_hash(first.exchange_code), now()) is None
+        exchanged_again = await store.consume_by_hash(
+            TokenPurpose.SESSION_EXCHANGE, token_hash(first.exchange_code), now()
+        )
+        assert exchanged_again is None
         with pytest.raises(ApplicationError) as no_grant:
             await activities.create_session(
                 CreateSessionInput(session_id=str(uuid.uuid4()), tenant_id="globex")

@@ -10,7 +10,10 @@ import re
 import zipfile
 from datetime import UTC, datetime
 
+import pytest
+
 from contracts.context import RequestContext
+from contracts.errors import ErrorKind
 from contracts.names import WorkflowType
 from contracts.user import ActivityEntry, ActivityKind
 from contracts.workflow import (
@@ -34,9 +37,36 @@ from tests.services.workflow.support import (
     rows_mentioning,
     unique_email,
 )
+from workflow_client.errors import WorkflowFailed
 
 PASSWORD = "a-long-enough-password"
 DISPLAY_NAME = "Zelda Subject"
+
+
+async def _token(stack: Stack, email: str) -> str:
+    login = await stack.http.post(
+        f"{stack.auth.url}/api/auth/login", json={"email": email, "password": PASSWORD}
+    )
+    token: str = login.json()["access_token"]
+    return token
+
+
+async def _refusal(stack: Stack, who: RequestContext, operation_id: str) -> ErrorKind:
+    with pytest.raises(WorkflowFailed) as failed:
+        await stack.ops.result(who, operation_id, result_type=ComplianceEraseResult)
+    return failed.value.kind
+
+
+async def reauthenticated(stack: Stack, email: str) -> str:
+    """The user's fresh proof of their password, through the real endpoint."""
+    proof = await stack.http.post(
+        f"{stack.auth.url}/api/auth/reauthenticate",
+        json={"password": PASSWORD},
+        headers={"Authorization": f"Bearer {await _token(stack, email)}"},
+    )
+    assert proof.status_code == 200, proof.text
+    value: str = proof.json()["reauthentication"]
+    return value
 
 
 async def onboarded_user(stack: Stack) -> tuple[str, str]:
@@ -213,10 +243,11 @@ async def test_an_admin_erases_what_the_tenant_holds_the_user_everything(
     assert await rows_mentioning(stack.dbs()["auth"], email)  # the account
     assert await user_store.membership(user_id, "acme") is None
 
-    # The user's own erasure takes the rest.
-    operation = await stack.ops.start(
-        me, WorkflowType.COMPLIANCE_ERASE.value, ComplianceEraseInput(user_id=user_id)
+    # The user's own erasure takes the rest, with their password given again just now.
+    erase = ComplianceEraseInput(
+        user_id=user_id, reauthentication=await reauthenticated(stack, email)
     )
+    operation = await stack.ops.start(me, WorkflowType.COMPLIANCE_ERASE.value, erase)
     operation_id = operation.id
     result = await stack.ops.result(me, operation_id, result_type=ComplianceEraseResult)
     assert result.services["auth"]["auth_users"] == 1
@@ -250,20 +281,35 @@ async def test_an_admin_erases_what_the_tenant_holds_the_user_everything(
     )
     assert login.status_code == 401
 
-    # Erasing again is harmless: nothing left, the first audit's counts stay.
-    again = await stack.ops.start(
-        me, WorkflowType.COMPLIANCE_ERASE.value, ComplianceEraseInput(user_id=user_id)
-    )
-    repeat = await stack.ops.result(me, again.id, result_type=ComplianceEraseResult)
-    assert all(count == 0 for rows in repeat.services.values() for count in rows.values())
+    # The proof was spent: the same request again is refused, and changes nothing.
+    again = await stack.ops.start(me, WorkflowType.COMPLIANCE_ERASE.value, erase)
+    assert await _refusal(stack, me, again.id) is ErrorKind.AUTHENTICATION
+    assert await WorkflowStore(stack.workflow.runtime.db).get_audit(again.id) is None
 
 
 async def test_a_user_may_erase_themself_and_the_audit_says_so(stack: Stack) -> None:
     user_id, email = await onboarded_user(stack)
     me = RequestContext(user_id=user_id, tenant_id="acme", roles=("member",))
-    operation = await stack.ops.start(
-        me, WorkflowType.COMPLIANCE_ERASE.value, ComplianceEraseInput(user_id=user_id)
+    # A session alone is not enough (a stolen token must not erase the account): without a
+    # fresh proof of the password, or with a forged one, nothing is erased.
+    for proof in (None, "not-a-proof"):
+        refused = await stack.ops.start(
+            me,
+            WorkflowType.COMPLIANCE_ERASE.value,
+            ComplianceEraseInput(user_id=user_id, reauthentication=proof),
+        )
+        assert await _refusal(stack, me, refused.id) is ErrorKind.AUTHENTICATION
+        assert await rows_mentioning(stack.dbs()["auth"], email)
+    wrong = await stack.http.post(
+        f"{stack.auth.url}/api/auth/reauthenticate",
+        json={"password": "not-the-password"},
+        headers={"Authorization": f"Bearer {await _token(stack, email)}"},
     )
+    assert wrong.status_code == 401
+    erase = ComplianceEraseInput(
+        user_id=user_id, reauthentication=await reauthenticated(stack, email)
+    )
+    operation = await stack.ops.start(me, WorkflowType.COMPLIANCE_ERASE.value, erase)
     await stack.ops.result(me, operation.id, result_type=ComplianceEraseResult)
     audit = await WorkflowStore(stack.workflow.runtime.db).get_audit(operation.id)
     assert audit is not None
