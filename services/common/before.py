@@ -76,6 +76,21 @@ class BeforeLog:
         self._db = db
         self._table = table
 
+    async def _insert(
+        self, session: AsyncSession, operation_id: str, subject: str, state: Any, *, undone: bool
+    ) -> bool:
+        """The operation's row for ``subject``, unless there is one (True: inserted)."""
+        now = now_utc()
+        return await self._db.insert_if_absent(
+            session,
+            self._table,
+            operation_id=operation_id,
+            subject=subject,
+            state=state,
+            recorded_at=now,
+            undone_at=now if undone else None,
+        )
+
     def _key(self, operation_id: str, subject: str) -> Any:
         return (self._table.c.operation_id == operation_id) & (self._table.c.subject == subject)
 
@@ -89,15 +104,7 @@ class BeforeLog:
         if operation_id is None:
             return
         if in_compensation():
-            if not await self._db.insert_if_absent(
-                session,
-                self._table,
-                operation_id=operation_id,
-                subject=subject,
-                state=None,
-                recorded_at=now_utc(),
-                undone_at=now_utc(),
-            ):
+            if not await self._insert(session, operation_id, subject, None, undone=True):
                 await session.execute(
                     update(self._table)
                     .where(self._key(operation_id, subject))
@@ -111,14 +118,7 @@ class BeforeLog:
     ) -> tuple[bool, Any]:
         """Records ``state`` unless recorded (True then); refuses an undone subject. Returns
         whether this call recorded it, and the recorded state."""
-        if await self._db.insert_if_absent(
-            session,
-            self._table,
-            operation_id=operation_id,
-            subject=subject,
-            state=state,
-            recorded_at=now_utc(),
-        ):
+        if await self._insert(session, operation_id, subject, state, undone=False):
             return True, state
         row = await fetch_first(
             session,
