@@ -72,6 +72,9 @@ async def test_the_stacks_tests_pass_beside_a_stack_on_the_default_ports(tmp_pat
                 "no:cacheprovider",
                 *SUITE,
                 f"--ignore={THIS_FILE}",
+                # What only checks behaviour on ports of its own ran in the main session.
+                "-m",
+                "not behaviour",
                 cwd=REPO_ROOT,
                 env=env,
                 stdout=sink,

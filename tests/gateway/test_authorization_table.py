@@ -8,11 +8,14 @@ from __future__ import annotations
 import re
 
 import httpx
+import pytest
 
 from adx.settings import REPO_ROOT
 from contracts.context import RequestContext
 from gateway.catalog import CATALOG
 from tests.gateway.conftest import ALICE, Stack
+
+pytestmark = pytest.mark.behaviour
 
 WHO = {
     "any member": frozenset(),

@@ -24,6 +24,8 @@ from tests.support.schemathesis import only_unauthorized, run_schemathesis
 from tests.support.services import running_service
 from tests.support.temporal import terminate_running
 
+pytestmark = pytest.mark.behaviour
+
 # Every service's own routes. Logout and erasure (of the caller's own data, by default) end
 # the session the run signs in with: they run last, on their own.
 SERVICE_ROUTES = r"^/api/(auth|file|tenant|user|workflow)/"

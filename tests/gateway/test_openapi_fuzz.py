@@ -4,9 +4,12 @@ input gets a 5xx, and every answer matches the schema documented for its status.
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from tests.gateway.conftest import ALICE, Stack
 from tests.support.schemathesis import run_schemathesis
+
+pytestmark = pytest.mark.behaviour
 
 # The routes the gateway test stack can serve quickly: the operations endpoints, the start of
 # the user service's read workflows and the user service's own routes (the stack runs no

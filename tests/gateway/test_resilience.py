@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -160,6 +161,7 @@ async def test_rate_limit_answers_429_with_retry_after(settings: Settings, clien
     assert limited.json()["detail"] == "the user rate limit is exhausted"
 
 
+@pytest.mark.behaviour
 async def test_a_hung_service_is_answered_503_and_a_slow_live_one_is_waited_for(
     settings: Settings, client: Client, tmp_path: Path
 ) -> None:

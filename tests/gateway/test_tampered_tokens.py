@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import jwt
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -23,6 +24,8 @@ from tests.gateway.conftest import ALICE, Stack
 from tests.support.bff import running_bff
 from tests.support.demo import ops
 from workflow_client.operations import WorkflowOperations
+
+pytestmark = pytest.mark.behaviour
 
 __all__ = ["ops"]
 

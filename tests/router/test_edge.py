@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
+import pytest
 from graphql import (
     FragmentDefinitionNode,
     NonNullTypeNode,
@@ -25,6 +26,8 @@ from graph.runtime import BFFS
 from tests.router.conftest import WEB_ORIGINS, Router, router_process
 from tests.support.graphql_values import example, public_schema
 from tests.support.ports import free_port
+
+pytestmark = pytest.mark.behaviour
 
 EVIL = "http://evil.example"
 TYPENAME = "query { __typename }"

@@ -228,6 +228,7 @@ def _holds_an_id(type_: GraphQLInputType) -> bool:
     return named.name == "ID"
 
 
+@pytest.mark.behaviour
 async def test_another_tenants_things_are_not_found_through_every_root_field(
     dev_stack: DevStack,
 ) -> None:
@@ -306,6 +307,7 @@ async def _until_done_or_running(
     return answer["data"]["operation"]["status"] in ("RUNNING", "COMPLETED")
 
 
+@pytest.mark.behaviour
 async def test_another_tenants_things_are_not_found_through_every_gateway_route(
     dev_stack: DevStack,
 ) -> None:

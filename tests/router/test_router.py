@@ -73,6 +73,7 @@ async def test_authorization_reaches_the_subgraphs_over_http_and_websocket(
     assert updates[-1]["status"] == "COMPLETED"
 
 
+@pytest.mark.behaviour
 async def test_a_subscription_outlives_the_upstream_timeout(
     router: Router, settings: Settings, people: People, control: str, tmp_path: Path
 ) -> None:
@@ -98,6 +99,7 @@ async def test_a_subscription_outlives_the_upstream_timeout(
     assert updates[-1]["status"] == "COMPLETED"
 
 
+@pytest.mark.behaviour
 async def test_with_trusted_documents_only_the_sdks_documents_run(
     router: Router, settings: Settings, people: People, control: str, tmp_path: Path
 ) -> None:
