@@ -15,7 +15,6 @@ from typing import Any
 
 import aiosmtplib
 import redis.asyncio as aioredis
-from temporalio import activity
 
 from adx.identity import SigningKeys
 from adx.settings import Settings
@@ -70,6 +69,7 @@ from services.auth.models import MfaSecretStatus, SessionRecord, TokenPurpose, T
 from services.auth.security import SecretBox, new_token, token_hash, totp_step
 from services.auth.store import AuthStore, SessionStore, open_session_store
 from services.common.activity import service_activity
+from services.common.before import current_operation
 from services.common.email import EmailOutbox, OutboxEntry, OutgoingEmail
 from services.common.errors import (
     ServiceError,
@@ -658,7 +658,7 @@ class AuthActivities:
         if not await self.store.consume_reauthentication(
             token_hash(input.reauthentication),
             context.user_id,
-            activity.info().workflow_id or "",
+            current_operation() or "",
             now_utc(),
         ):
             security_log.warning("security.reauthentication_refused", user_id=context.user_id)

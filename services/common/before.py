@@ -62,11 +62,10 @@ def current_operation() -> str | None:
 
 
 class OperationUndone(ServiceError):
-    def __init__(self, subject: str) -> None:
+    def __init__(self) -> None:
         super().__init__(
             ErrorKind.CONFLICT, "the operation was undone: its late attempt changes nothing"
         )
-        self.subject = subject
 
 
 class BeforeLog:
@@ -128,7 +127,7 @@ class BeforeLog:
         )
         assert row is not None  # the conflict was on this very key
         if row["undone_at"] is not None:
-            raise OperationUndone(subject)
+            raise OperationUndone()
         return False, row["state"]
 
     async def first(
