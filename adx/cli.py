@@ -25,9 +25,17 @@ class Command(Protocol):
 COMMANDS: dict[str, tuple[str, str]] = {
     "config": ("adx.cli", "print the effective settings, secrets redacted"),
     "dev": ("adx.devstack.command", "run the whole stack on embedded defaults"),
+    "secrets": (
+        "adx.secrets_command",
+        "print a new set of production secrets as .env lines (nothing is stored)",
+    ),
     "service": (
         "services.command",
         "run a backend service in server mode (HTTP) or worker mode (Temporal)",
+    ),
+    "seed": (
+        "services.seed_command",
+        "put the demo tenants and users (alice@acme.test, bob@globex.test) in every service",
     ),
     "gateway": ("gateway.app", "run the API gateway"),
     "bff": ("graph.runtime", "run a BFF subgraph (auth, tenant, file, user, workflow)"),
@@ -38,6 +46,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "histories": (
         "adx.histories",
         "record the workflow histories the replay tests check (tests/histories)",
+    ),
+    "temporal-setup": (
+        "adx.temporal_setup",
+        "create the Temporal namespaces and search attributes ADX needs (external Temporal)",
     ),
     "deploy": (
         "adx.deploy",

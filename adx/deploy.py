@@ -8,6 +8,8 @@ command waits up to ``--wait`` seconds for them to poll).
 
 ``adx deploy describe`` shows each deployment's current and ramping build and the status of
 every version ("draining": pinned runs still open; "drained": its workers may stop).
+
+``adx deploy manifests`` writes the Kubernetes resources of every process (adx/manifests.py).
 """
 
 from __future__ import annotations
@@ -35,6 +37,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="how long to wait for the build's workers to poll (default 60)",
     )
     _targets(sub.add_parser("describe", help="current/ramping build and version statuses"))
+    manifests = sub.add_parser(
+        "manifests", help="write deploy/k8s/base/processes.yaml from the launcher's registry"
+    )
+    manifests.add_argument("--check", action="store_true", help="only fail if it is stale")
 
 
 def _targets(parser: argparse.ArgumentParser) -> None:
@@ -105,6 +111,10 @@ def run(args: argparse.Namespace) -> int:
     from adx.logging import configure_logging
     from adx.settings import get_settings
 
+    if args.action == "manifests":
+        from adx.manifests import write
+
+        return write(check=args.check)
     settings = get_settings()
     configure_logging(settings)
     targets = deployments(settings, args.service, args.deployment)

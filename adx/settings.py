@@ -70,7 +70,12 @@ class Settings(BaseSettings):
     )
 
     environment: Environment = Environment.DEV
+    # The interface every process binds, and where the others are reached unless ``hosts``
+    # says otherwise.
     host: str = "127.0.0.1"
+    # Where each process is reached, by its port's name, when not at ``host``: a container's
+    # service name, e.g. {"gateway": "gateway", "auth": "auth-server"} (docker-compose.yml).
+    hosts: dict[str, str] = Field(default_factory=dict)
     # Added to every default port, so a second stack can run beside the first.
     port_offset: int = 0
     ports: dict[str, int] = Field(default_factory=dict)
@@ -98,6 +103,14 @@ class Settings(BaseSettings):
     # per release (e.g. the git sha) and promote with `adx deploy set-current --build-id ...`.
     worker_deployment_name: str = "adx-core"
     worker_build_id: str | None = None
+    # A worker told to stop (SIGTERM) takes no new tasks and gives its running activities this
+    # long to finish before cancelling them (a cancelled one is retried elsewhere). Keep it
+    # below the platform's grace period (compose stop_grace_period, Kubernetes
+    # terminationGracePeriodSeconds).
+    worker_shutdown_grace_seconds: float = Field(default=30.0, ge=0)
+    # Worker mode serves /healthz and /readyz here (containers: liveness and readiness);
+    # None, as under `adx dev`: a worker serves no HTTP.
+    worker_health_port: int | None = None
 
     # Payload encryption: key id -> base64 32-byte AES key. The active key encrypts, every
     # listed key decrypts (rotation = add a key, make it active, keep the old one listed).
@@ -107,6 +120,10 @@ class Settings(BaseSettings):
     # Bearer token the codec server requires. Unset is allowed outside production only, so the
     # dev Temporal UI (which has no token to send) can decode on loopback.
     codec_server_token: SecretStr | None = None
+    # Production without a token, on purpose: only where the codec server is reachable from a
+    # trusted host alone (docker-compose.yml publishes it on loopback), because the Temporal UI
+    # in a browser cannot send a static token.
+    codec_server_anonymous: bool = False
     codec_cors_origins: list[str] = Field(default_factory=list)
 
     # Auth tokens (RS256): key id -> PEM private key. The active key signs; every key's public
@@ -173,8 +190,10 @@ class Settings(BaseSettings):
     file_max_upload_bytes: int = 512 * 1024 * 1024
     file_default_quota_bytes: int = 1024 * 1024 * 1024
     file_allowed_content_types: list[str] | None = None  # None: the built-in list
-    # clamd's Unix socket; unset: no virus scanner (refused in production)
+    # clamd's Unix socket, or its TCP address "host:port" (clamd in a container of its own);
+    # neither: no virus scanner (refused in production)
     file_clamd_socket: Path | None = None
+    file_clamd_address: str | None = None
     file_scan_timeout_seconds: float = 300.0
 
     # Development seed data (never created with production settings)
@@ -188,6 +207,8 @@ class Settings(BaseSettings):
     # Data stores
     redis_url: str | None = None  # None: in-memory cache and sessions (dev only)
     database_url: str | None = None  # None: a SQLite file per service under data_dir
+    # Per service, e.g. {"auth": "postgresql+asyncpg://.../adx_auth"}: wins over database_url.
+    database_urls: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("data_dir")
     @classmethod
@@ -202,7 +223,7 @@ class Settings(BaseSettings):
         return DEFAULT_PORTS[name] + self.port_offset
 
     def url(self, name: str, path: str = "") -> str:
-        return f"http://{self.host}:{self.port(name)}{path}"
+        return f"http://{self.hosts.get(name, self.host)}:{self.port(name)}{path}"
 
     @property
     def is_production(self) -> bool:
@@ -263,6 +284,7 @@ class Settings(BaseSettings):
         for key in ("redis_url", "database_url", "otlp_endpoint"):
             if data.get(key):
                 data[key] = redact_url(data[key])
+        data["database_urls"] = {name: redact_url(url) for name, url in self.database_urls.items()}
         data["effective"] = {
             "temporal_address": self.effective_temporal_address,
             "log_format": self.effective_log_format.value,

@@ -9,8 +9,9 @@ The same routes answer under a ``/{namespace}/`` prefix, because the CLI substit
 The browser UI calls this server directly, so it answers CORS preflights for the Temporal UI's
 origin and ``ADX_CODEC_CORS_ORIGINS``. With ``ADX_CODEC_SERVER_TOKEN`` set, encode/decode need
 ``Authorization: Bearer <token>``; without it the server refuses to start in production (it
-would hand plaintext to anyone who can reach it) and only warns in dev/test, where the dev UI
-has no token to send.
+would hand plaintext to anyone who can reach it) unless ``ADX_CODEC_SERVER_ANONYMOUS`` says it
+is reachable from a trusted host alone, and only warns in dev/test, where the dev UI has no
+token to send.
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ def create_codec_app(settings: Settings, keyring: KeyRing) -> Starlette:
     log = get_logger(__name__)
     token = _expected_token(settings)
     if token is None:
-        if settings.is_production:
+        if settings.is_production and not settings.codec_server_anonymous:
             raise CodecServerConfigError(
                 f"{TOKEN_ENV} is not set: in production the codec server requires a bearer "
                 "token, or anyone who can reach it could decrypt payloads"
@@ -101,7 +102,7 @@ def create_codec_app(settings: Settings, keyring: KeyRing) -> Starlette:
         log.warning(
             "codec_server_without_auth",
             detail=f"{TOKEN_ENV} is not set: encode/decode accept unauthenticated requests "
-            "(allowed outside production only)",
+            "(outside production, or with ADX_CODEC_SERVER_ANONYMOUS)",
         )
     codec = EncryptionCodec(keyring)
     origins = allowed_origins(settings)

@@ -13,6 +13,8 @@ function required(name: string): string {
 }
 
 export const ROUTER_URL = required("ADX_ROUTER_URL");
+// A production router runs trusted documents only: the client then sends each one's hash.
+const PERSISTED = process.env["ADX_PERSISTED_DOCUMENTS"] === "1";
 
 /** The test process's control endpoint (tests/router/conftest.py `control`: e2e tests only). */
 async function control<T>(path: string, body: unknown): Promise<T> {
@@ -57,6 +59,7 @@ export function clientFor(token: string | null, options: Partial<AdxClientOption
     getToken: () => token,
     webSocketImpl: WebSocket,
     retryDelayMs: 50,
+    persistedDocuments: PERSISTED,
     ...options,
   });
 }

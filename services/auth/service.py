@@ -14,7 +14,7 @@ from services.auth import api
 from services.auth.activities import AuthActivities, components, now_utc
 from services.auth.security import hash_password
 from services.auth.workflows import WORKFLOWS
-from services.common.dev_seed import USERS, seeding_enabled
+from services.common.dev_seed import USERS
 from services.common.service import ServiceDefinition, ServiceRuntime
 
 log = structlog.stdlib.get_logger(__name__)
@@ -45,8 +45,6 @@ async def seed_dev_data(runtime: ServiceRuntime) -> None:
 
 async def on_start(runtime: ServiceRuntime) -> None:
     components(runtime)
-    if seeding_enabled(runtime.settings):
-        await seed_dev_data(runtime)
 
 
 SERVICE = ServiceDefinition(
@@ -57,4 +55,5 @@ SERVICE = ServiceDefinition(
     workflows=WORKFLOWS,
     activities=activities,
     on_start=on_start,
+    seed=seed_dev_data,
 )

@@ -29,6 +29,9 @@ from adx.settings import Settings
 
 
 def database_url(settings: Settings, service: str) -> str:
+    """The service's own URL (``database_urls``), else the shared one, else its SQLite file."""
+    if service in settings.database_urls:
+        return settings.database_urls[service]
     if settings.database_url:
         return settings.database_url
     path = settings.data_dir / "services" / f"{service}.sqlite"

@@ -27,11 +27,8 @@ class FileComponents:
 
     @classmethod
     def build(cls, db: Database, settings: Settings, config: FileSettings) -> FileComponents:
-        scanner = (
-            ClamdScanner(config.clamd_socket, config.scan_timeout_seconds)
-            if config.clamd_socket is not None
-            else None
-        )
+        clamd = config.clamd
+        scanner = ClamdScanner(clamd, config.scan_timeout_seconds) if clamd is not None else None
         return cls(
             config=config,
             settings=settings,

@@ -72,8 +72,10 @@ class FileSettings(BaseModel):
     max_upload_bytes: int = Field(default=DEFAULT_MAX_UPLOAD_BYTES, ge=1)
     default_quota_bytes: int = Field(default=DEFAULT_QUOTA_BYTES, ge=0)
     allowed_content_types: frozenset[str] = DEFAULT_ALLOWED_CONTENT_TYPES
-    # clamd's Unix socket; None: no virus scanner (refused in production, a warning otherwise).
+    # clamd's Unix socket or its TCP address ("host:port"); neither: no virus scanner (refused
+    # in production, a warning otherwise).
     clamd_socket: Path | None = None
+    clamd_address: str | None = Field(default=None, pattern=r"^[^:\s]+:\d{1,5}$")
     scan_timeout_seconds: float = Field(default=300.0, gt=0)
     # How much is read or written at once on every streaming path.
     chunk_bytes: int = Field(default=1 * MIB, ge=4096)
@@ -85,6 +87,16 @@ class FileSettings(BaseModel):
             if provider not in self.providers:
                 raise ValueError(f"storage provider {provider!r} is not one of {self.providers}")
         return self
+
+    @property
+    def clamd(self) -> Path | tuple[str, int] | None:
+        """Where clamd listens: its socket, else its TCP address, else None."""
+        if self.clamd_socket is not None:
+            return self.clamd_socket
+        if self.clamd_address is not None:
+            host, _, port = self.clamd_address.rpartition(":")
+            return host, int(port)
+        return None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FileSettings:
@@ -98,5 +110,6 @@ class FileSettings(BaseModel):
                 else DEFAULT_ALLOWED_CONTENT_TYPES
             ),
             clamd_socket=settings.file_clamd_socket,
+            clamd_address=settings.file_clamd_address,
             scan_timeout_seconds=settings.file_scan_timeout_seconds,
         )

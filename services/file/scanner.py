@@ -45,8 +45,9 @@ class Scanner(ABC):
 class ClamdScanner(Scanner):
     engine = "clamav"
 
-    def __init__(self, socket_path: Path, timeout: float = 300.0) -> None:
-        self.socket_path = socket_path
+    def __init__(self, address: Path | tuple[str, int], timeout: float = 300.0) -> None:
+        """``address``: clamd's Unix socket, or its TCP host and port."""
+        self.address = address
         self.timeout = timeout
 
     async def ping(self) -> None:
@@ -107,9 +108,11 @@ class ClamdScanner(Scanner):
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         try:
-            return await asyncio.open_unix_connection(str(self.socket_path))
+            if isinstance(self.address, Path):
+                return await asyncio.open_unix_connection(str(self.address))
+            return await asyncio.open_connection(*self.address)
         except OSError as error:
-            raise ScannerUnavailable(f"cannot connect to {self.socket_path}") from error
+            raise ScannerUnavailable(f"cannot connect to clamd at {self.address}") from error
 
 
 async def _read_reply(reader: asyncio.StreamReader) -> str:

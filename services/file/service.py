@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute
 
 from contracts.file import FileStatus, Permission
 from contracts.names import TaskQueue
-from services.common.dev_seed import TENANTS, seed_user_id, seeding_enabled
+from services.common.dev_seed import TENANTS, seed_user_id
 from services.common.service import ServiceDefinition, ServiceRuntime
 from services.file.api import FileApi
 from services.file.components import FileComponents, components
@@ -46,12 +46,12 @@ async def check_scanner(parts: FileComponents) -> None:
         if parts.settings.is_production:
             raise RuntimeError(
                 "the file service needs a virus scanner in production: configure clamd's "
-                "socket (FileSettings.clamd_socket)"
+                "socket or address (ADX_FILE_CLAMD_SOCKET, ADX_FILE_CLAMD_ADDRESS)"
             )
         log.warning(
             "file.scanner_disabled",
             detail="no virus scanner configured: uploads are NOT scanned "
-            "(development only; set clamd's socket to enable ClamAV)",
+            "(development only; set clamd's socket or address to enable ClamAV)",
         )
         return
     try:
@@ -118,8 +118,9 @@ def file_service(config: FileSettings | None = None) -> ServiceDefinition:
         )
         runtime.components.provide(parts)
         await check_scanner(parts)
-        if seeding_enabled(runtime.settings):
-            await seed(parts)
+
+    async def seed_demo(runtime: ServiceRuntime) -> None:
+        await seed(components(runtime))
 
     def routes(runtime: ServiceRuntime) -> Sequence[BaseRoute]:
         return FileApi(runtime, components(runtime)).routes()
@@ -135,6 +136,7 @@ def file_service(config: FileSettings | None = None) -> ServiceDefinition:
         workflows=WORKFLOWS,
         activities=activities,
         on_start=on_start,
+        seed=seed_demo,
     )
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from adx.settings import Environment
 from contracts.names import TaskQueue
 from contracts.tenant import Plan
-from services.common.dev_seed import TENANTS, USERS, seeding_enabled
+from services.common.dev_seed import TENANTS, USERS
 from services.common.service import ServiceDefinition, ServiceRuntime
 from services.tenant import billing
 from services.tenant.activities import TenantActivities
@@ -31,12 +31,13 @@ def _activities(runtime: ServiceRuntime) -> Sequence[Callable[..., Any]]:
 
 
 async def _on_start(runtime: ServiceRuntime) -> None:
-    """The plan catalogue always; the dev tenants (acme, globex) and their memberships when
-    seeding is on. Creates what is missing and changes nothing else, so every start may run it."""
+    """The plan catalogue, on every start."""
+    await TenantStore(runtime.db).sync_plans(list(billing.PLANS.values()))
+
+
+async def _seed(runtime: ServiceRuntime) -> None:
+    """The dev tenants (acme, globex) and their memberships."""
     store = TenantStore(runtime.db)
-    await store.sync_plans(list(billing.PLANS.values()))
-    if not seeding_enabled(runtime.settings):
-        return
     for seed in TENANTS:
         plan = billing.terms(Plan(seed.plan))
         members = {
@@ -55,4 +56,5 @@ SERVICE = ServiceDefinition(
     workflows=WORKFLOWS,
     activities=_activities,
     on_start=_on_start,
+    seed=_seed,
 )

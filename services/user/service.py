@@ -9,7 +9,7 @@ from typing import Any
 
 from adx.settings import Environment
 from contracts.names import TaskQueue
-from services.common.dev_seed import USERS, seeding_enabled
+from services.common.dev_seed import USERS
 from services.common.service import ServiceDefinition, ServiceRuntime
 from services.user.activities import UserActivities
 from services.user.api import routes
@@ -32,10 +32,7 @@ def _activities(runtime: ServiceRuntime) -> Sequence[Callable[..., Any]]:
 
 
 async def _seed(runtime: ServiceRuntime) -> None:
-    """Profiles and memberships of the dev users (alice: acme + globex; bob: globex).
-    Creates what is missing and changes nothing else, so every start may run it."""
-    if not seeding_enabled(runtime.settings):
-        return
+    """Profiles and memberships of the dev users (alice: acme + globex; bob: globex)."""
     store = UserStore(runtime.db)
     for user in USERS:
         for tenant_id, roles in user.memberships.items():
@@ -49,5 +46,5 @@ SERVICE = ServiceDefinition(
     routes=routes,
     workflows=WORKFLOWS,
     activities=_activities,
-    on_start=_seed,
+    seed=_seed,
 )

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from contracts.names import TaskQueue
-from services.common.dev_seed import seeding_enabled
 from services.common.service import ServiceDefinition, ServiceRuntime
 from services.workflow.activities import WorkflowActivities, exports_dir
 from services.workflow.api import routes
@@ -22,9 +21,8 @@ def _activities(runtime: ServiceRuntime) -> Sequence[Callable[..., Any]]:
 
 async def _on_start(runtime: ServiceRuntime) -> None:
     """The exports folder exists (private to the service). No dev seed data of its own: the
-    seeded users and tenants live in the other services; this is idempotent either way."""
-    if seeding_enabled(runtime.settings):
-        exports_dir(runtime.settings).mkdir(parents=True, exist_ok=True, mode=0o700)
+    seeded users and tenants live in the other services."""
+    exports_dir(runtime.settings).mkdir(parents=True, exist_ok=True, mode=0o700)
 
 
 SERVICE = ServiceDefinition(

@@ -31,10 +31,31 @@ def test_env_prefix_and_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.url("codec_server", "/decode") == "http://127.0.0.1:8189/decode"
 
 
+def test_hosts_say_where_each_process_is_reached(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In containers every process binds all interfaces and reaches the others by name."""
+    monkeypatch.setenv("ADX_HOST", "0.0.0.0")
+    monkeypatch.setenv("ADX_HOSTS", '{"gateway": "gateway", "auth": "auth-server"}')
+    settings = Settings(_env_file=None)
+    assert settings.url("gateway", "/api") == "http://gateway:8080/api"
+    assert settings.url("auth") == "http://auth-server:8081"
+    assert settings.url("bff_user") == "http://0.0.0.0:4004"  # not named: at host
+
+
+def test_each_service_may_have_a_database_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    from services.common.db import database_url
+
+    monkeypatch.setenv("ADX_DATABASE_URL", "postgresql+asyncpg://adx:pw@db/shared")
+    monkeypatch.setenv("ADX_DATABASE_URLS", '{"auth": "postgresql+asyncpg://adx:pw@db/adx_auth"}')
+    settings = Settings(_env_file=None)
+    assert database_url(settings, "auth") == "postgresql+asyncpg://adx:pw@db/adx_auth"
+    assert database_url(settings, "user") == "postgresql+asyncpg://adx:pw@db/shared"
+
+
 def test_config_command_redacts_secrets() -> None:
     env = {
         "ADX_TEMPORAL_API_KEY": "tk-very-secret",
         "ADX_DATABASE_URL": "postgresql+asyncpg://adx:db-very-secret@db:5432/adx",
+        "ADX_DATABASE_URLS": '{"auth": "postgresql+asyncpg://adx:db-very-secret@db/adx_auth"}',
         "ADX_REDIS_URL": "redis://:redis-very-secret@cache:6379/0",
         "ADX_ENCRYPTION_KEYS": '{"k1": "a2V5LXZlcnktc2VjcmV0"}',
         "PATH": "/usr/bin:/bin",
@@ -50,6 +71,7 @@ def test_config_command_redacts_secrets() -> None:
         assert secret not in out
     printed = json.loads(out)
     assert printed["database_url"] == "postgresql+asyncpg://adx:**********@db:5432/adx"
+    assert printed["database_urls"] == {"auth": "postgresql+asyncpg://adx:**********@db/adx_auth"}
     assert printed["encryption_keys"] == {"k1": "**********"}
 
 

@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.support.ports import free_port
+
 # The EICAR anti-virus test file: harmless, and detected by every scanner by design.
 EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 EICAR_SIGNATURE = "Eicar-Test-Signature"
@@ -31,6 +33,8 @@ INSTALL_HINT = (
 @dataclass(frozen=True)
 class ClamdServer:
     socket_path: Path
+    # The same daemon over TCP on loopback, as a clamd in a container of its own is reached.
+    tcp_port: int
     pid: int
     log_path: Path
 
@@ -70,8 +74,11 @@ def run_clamd(
     socket_path = workdir / "clamd.sock"
     log_path = workdir / "clamd.log"
     limit = f"{stream_max_bytes // (1024 * 1024) + 1}M"
+    tcp_port = free_port()
     lines = [
         f"LocalSocket {socket_path}",
+        "TCPAddr 127.0.0.1",
+        f"TCPSocket {tcp_port}",
         f"DatabaseDirectory {database}",
         "Foreground yes",
         f"LogFile {log_path}",
@@ -101,7 +108,7 @@ def run_clamd(
             if time.monotonic() > deadline:
                 raise TimeoutError(f"clamd did not answer within {timeout}s")
             time.sleep(0.1)
-        yield ClamdServer(socket_path=socket_path, pid=process.pid, log_path=log_path)
+        yield ClamdServer(socket_path, tcp_port, pid=process.pid, log_path=log_path)
     finally:
         if process.poll() is None:
             os.kill(process.pid, signal.SIGTERM)

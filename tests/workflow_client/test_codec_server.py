@@ -278,6 +278,26 @@ def test_production_without_a_token_refuses_to_start(
         create_codec_app(settings, keyring)
 
 
+async def test_production_serves_without_a_token_only_when_told_it_is_anonymous(
+    tmp_path: Path, keyring: KeyRing
+) -> None:
+    """docker-compose.yml: the browser's Temporal UI has no token to send, so the codec server
+    is published on loopback alone and says so."""
+    settings = make_settings(
+        data_dir=tmp_path,
+        environment=Environment.PRODUCTION,
+        codec_server_token=None,
+        codec_server_anonymous=True,
+    )
+    app = create_codec_app(settings, keyring)
+    sealed = await EncryptionCodec(keyring).encode(plain_payloads())
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://codec.test") as client:
+        response = await client.post("/decode", json=payloads_json(sealed))
+    assert response.status_code == 200
+    assert parse_payloads(response.json()) == plain_payloads()
+
+
 # CORS ---------------------------------------------------------------------------------------
 
 

@@ -135,8 +135,10 @@ def test_keys_are_per_tenant_and_safe() -> None:
 # Scanner (real clamd) -------------------------------------------------------------------
 
 
-async def test_clamd_finds_eicar_and_passes_clean_content(clamd: ClamdServer) -> None:
-    scanner = ClamdScanner(clamd.socket_path, timeout=30)
+@pytest.mark.parametrize("over", ["socket", "tcp"])
+async def test_clamd_finds_eicar_and_passes_clean_content(clamd: ClamdServer, over: str) -> None:
+    address = clamd.socket_path if over == "socket" else ("127.0.0.1", clamd.tcp_port)
+    scanner = ClamdScanner(address, timeout=30)
     await scanner.ping()
     infected = await scanner.scan(_chunks(EICAR, 10))
     assert not infected.clean
@@ -183,13 +185,20 @@ async def test_start_up_pings_a_configured_scanner(
 ) -> None:
     db = Database(f"sqlite+aiosqlite:///{tmp_path / 'f.sqlite'}", "file")
     try:
-        config = FileSettings(storage_root=tmp_path, clamd_socket=clamd.socket_path)
+        # Over TCP, as the settings of a clamd in a container of its own spell it.
+        config = FileSettings(storage_root=tmp_path, clamd_address=f"127.0.0.1:{clamd.tcp_port}")
         parts = FileComponents.build(db, settings, config)
         with structlog.testing.capture_logs() as logs:
             await check_scanner(parts)
         assert [entry["event"] for entry in logs] == ["file.scanner_ready"]
     finally:
         await db.dispose()
+
+
+@pytest.mark.parametrize("address", ["clamd", "clamd:", ":3310", "clamd:33a0", "a b:3310"])
+def test_a_clamd_address_without_host_and_port_is_refused(tmp_path: Path, address: str) -> None:
+    with pytest.raises(ValueError, match="clamd_address"):
+        FileSettings(storage_root=tmp_path, clamd_address=address)
 
 
 # Sniffing, names, ranges ------------------------------------------------------------------

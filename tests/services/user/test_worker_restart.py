@@ -25,6 +25,7 @@ from contracts.user import (
 from services.user.service import BULK_ITEM_DELAY_ENV, SERVICE
 from services.user.store import UserStore, activity_log, bulk_items
 from tests.services.user.support import ALICE_IN_ACME, add_member, bearer, wait_for_event
+from tests.support.ports import free_port
 from tests.support.services import running_service
 from tests.support.smtp import Mailbox
 from tests.support.stand_ins import AuthStandIn
@@ -159,5 +160,83 @@ async def test_deactivation_survives_a_killed_worker_without_repeating_side_effe
             assert kinds == [ActivityKind.USER_RESTORED, ActivityKind.USER_DEACTIVATED]
             memberships = {m.tenant_id: m.status for m in await store.memberships_of(carol)}
             assert set(memberships.values()) == {MembershipStatus.ACTIVE}
+    finally:
+        print(log_path.read_text() if log_path.exists() else "(no worker log)")
+
+
+async def test_a_worker_told_to_stop_finishes_its_activities_first(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """SIGTERM (a rolling update, `docker stop`, a scale-down) mid-activity: the worker takes
+    no new task, lets the running ones finish within its grace period, then exits; the next
+    worker carries on. Nothing is lost, and no activity runs twice (none was cut off)."""
+    worker_settings = settings.model_copy(
+        update={"database_url": f"sqlite+aiosqlite:///{tmp_path / 'user.sqlite'}"}
+    )
+    log_path = tmp_path / "worker.log"
+    health = free_port()
+    try:
+        async with (
+            running_service(SERVICE, worker_settings, worker=False) as running,
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{health}", timeout=5) as probe,
+        ):
+            store = UserStore(running.runtime.db)
+            ops = running.runtime.operations
+            users = [await add_member(store, f"drain{index}") for index in range(12)]
+            # Each item takes 2 s after committing: a SIGTERM lands while some are running.
+            first = service_worker(
+                "user",
+                worker_settings,
+                log_path,
+                **{
+                    BULK_ITEM_DELAY_ENV: "2.0",
+                    "ADX_WORKER_SHUTDOWN_GRACE_SECONDS": "20",
+                    "ADX_WORKER_HEALTH_PORT": str(health),
+                },
+            )
+            process = await first.start()
+            operation = await ops.start(
+                ALICE_IN_ACME,
+                WorkflowType.BULK_USER_OPERATION.value,
+                BulkUserOperationInput(
+                    tenant_id="acme",
+                    action=BulkAction.SUSPEND,
+                    user_ids=users,
+                    batch_size=4,
+                    item_timeout_seconds=10,
+                ),
+            )
+            async with asyncio.timeout(60):
+                while await store.count(bulk_items) == 0:  # items are running
+                    await asyncio.sleep(0.05)
+            assert (await probe.get("/readyz")).status_code == 200
+            process.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(5):
+                while (await probe.get("/readyz")).status_code == 200:
+                    await asyncio.sleep(0.05)
+            # Draining: alive, not ready.
+            assert (await probe.get("/healthz")).status_code == 200
+            assert (await probe.get("/readyz")).status_code == 503
+            async with asyncio.timeout(30):
+                assert await process.wait() == 0
+            await first.stop()
+            drained = await store.count(bulk_items)
+            assert 0 < drained < len(users)
+
+            async with service_worker("user", worker_settings, log_path):
+                async with asyncio.timeout(90):
+                    result = await ops.result(
+                        ALICE_IN_ACME, operation.id, result_type=BulkUserOperationResult
+                    )
+            assert result.succeeded == users
+            assert await store.count(bulk_items, operation_id=operation.id) == len(users)
+            history = await ops.client.get_workflow_handle(operation.id).fetch_history()
+            started = [
+                event.activity_task_started_event_attributes.attempt
+                for event in history.events
+                if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+            ]
+            assert started
+            assert set(started) == {1}, "an activity was cut off by the stop and ran again"
     finally:
         print(log_path.read_text() if log_path.exists() else "(no worker log)")
