@@ -17,7 +17,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.subscriptions import GRAPHQL_SSE_PROTOCOL, GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
@@ -26,7 +25,7 @@ from adx.logging import CorrelationIdMiddleware
 from adx.readiness import ReadinessCheck, readiness_endpoint
 from adx.settings import Environment
 from graph.context import BffDependencies, GraphContext
-from graph.errors import ClientError, format_client_error
+from graph.errors import format_client_error
 from workflow_client.connect import ensure_namespace
 
 
@@ -51,14 +50,9 @@ class BffGraphQL(GraphQL[GraphContext, None]):
             format_client_error(error)
         return process_result(result)
 
-    async def on_ws_connect(self, context: GraphContext) -> dict[str, Any] | None:
-        """Rejects a WebSocket whose ``connection_init`` carries an invalid token (4403);
-        a connection without a token may still use public fields."""
-        try:
-            await context.identity()
-        except ClientError as error:
-            raise ConnectionRejectionError({"code": error.code.value}) from error
-        return None
+    # No on_ws_connect check: a WebSocket is accepted whatever its token, and each operation
+    # that needs the caller answers UNAUTHENTICATED. Refusing the connection instead (4403)
+    # makes the router retry it and end with an error that has neither message nor code.
 
 
 def create_bff_app(

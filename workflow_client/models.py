@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 from contracts.operations import OperationStatus
 from contracts.progress import ProgressReport
@@ -27,6 +27,13 @@ class Operation(BaseModel):
     started_at: datetime | None = None
     closed_at: datetime | None = None
     retry_of: str | None = None
+    # False while the workflow has not completed its first task (so has recorded nothing, and
+    # a query would wait for that task): known from the history's length when described.
+    _has_run: bool = PrivateAttr(default=True)
+
+    @property
+    def has_run(self) -> bool:
+        return self._has_run
 
 
 class OperationPage(BaseModel):

@@ -362,6 +362,11 @@ class WorkflowOperations:
     ) -> OperationSnapshot:
         """Status plus the progress events after ``after_offset`` (the workflow's own log)."""
         operation = await self.describe(context, operation_id)
+        if operation.status is OperationStatus.RUNNING and not operation.has_run:
+            # Just started: nothing recorded yet, and a query would wait for the first task
+            # (what a start answers must not).
+            nothing_yet = ProgressReport(progress=Progress())
+            return OperationSnapshot(operation=operation, report=nothing_yet)
         full: OperationSnapshot | None = self._closed.get("snapshot", operation_id)
         if full is None:
             report = await self.query_progress(
@@ -539,10 +544,15 @@ class WorkflowOperations:
             raise _unavailable(self.client, error) from error
 
 
+# A history this short (started, first task scheduled, first task started) has no completed
+# workflow task yet.
+_BEFORE_FIRST_TASK_EVENTS = 3
+
+
 async def _operation_from(execution: WorkflowExecution) -> Operation:
     attributes = execution.typed_search_attributes
     memo = await execution.memo()
-    return Operation(
+    operation = Operation(
         id=execution.id,
         workflow_type=execution.workflow_type,
         status=map_status(execution.status),
@@ -552,6 +562,8 @@ async def _operation_from(execution: WorkflowExecution) -> Operation:
         closed_at=execution.close_time,
         retry_of=memo.get(RETRY_OF_MEMO),
     )
+    operation._has_run = execution.history_length > _BEFORE_FIRST_TASK_EVENTS
+    return operation
 
 
 def _check_tenant(context: RequestContext, operation: Operation) -> None:

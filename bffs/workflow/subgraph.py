@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from strawberry.types import Info
@@ -111,9 +111,24 @@ class Mutation:
 
 @strawberry.type
 class Subscription:
-    @strawberry.subscription(permission_classes=[IsAuthenticated])
+    # The caller is checked in the stream (require_identity), not by a permission class: a
+    # permission refusal is a pre-execution `error` message, which the router masks as an
+    # unexpected error, while an error in the stream reaches the client with its code.
+    @strawberry.subscription(
+        description="The operation's progress events in order, then live ones until it ends.",
+    )
     async def operation_progress(
-        self, info: Info[GraphContext, Any], id: strawberry.ID, from_offset: int | None = None
+        self,
+        info: Info[GraphContext, Any],
+        id: strawberry.ID,
+        from_offset: Annotated[
+            int | None,
+            strawberry.argument(
+                description="Exclusive: the last `offset` already received, so that only the "
+                "events after it are sent (a resume sends none twice). Omitted or 0: every "
+                "event from the first."
+            ),
+        ] = None,
     ) -> AsyncGenerator[ProgressUpdate, None]:
         identity = await info.context.require_identity()
         try:

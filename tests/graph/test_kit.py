@@ -82,7 +82,7 @@ class Query:
 
 @strawberry.type
 class Subscription:
-    @strawberry.subscription(permission_classes=[IsAuthenticated])
+    @strawberry.subscription  # the caller is checked in the stream, as the BFFs do
     async def ticks(self, info: Info[GraphContext, Any], count: int) -> AsyncGenerator[str, None]:
         identity = await info.context.require_identity()
         for i in range(count):
@@ -258,15 +258,28 @@ async def test_subscription_over_websocket_authenticates_with_connection_params(
         await ws.send(
             json.dumps({"type": "connection_init", "payload": {"Authorization": "Bearer forged"}})
         )
-        with pytest.raises(websockets.ConnectionClosed) as closed:
-            await ws.recv()
-        assert closed.value.rcvd is not None
-        assert closed.value.rcvd.code == 4403
+        # Accepted, and the subscription that needs the caller is refused with its code.
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        await ws.send(
+            json.dumps(
+                {
+                    "id": "1",
+                    "type": "subscribe",
+                    "payload": {"query": "subscription { ticks(count: 3) }"},
+                }
+            )
+        )
+        refused = json.loads(await ws.recv())
+        assert refused["type"] == "next"
+        assert refused["payload"]["data"] is None
+        assert refused["payload"]["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+        assert json.loads(await ws.recv())["type"] == "complete"
 
 
 async def test_health_metrics_and_graphiql_in_dev(bff: tuple[str, BffMetrics]) -> None:
     url, _ = bff
     await gql(url, "{ public }")
+    await gql(url, "{ broken }")  # counted by its code
     async with httpx.AsyncClient() as client:
         assert (await client.get(f"{url}/healthz")).json()["status"] == "ok"
         assert (await client.get(f"{url}/readyz")).status_code == 200

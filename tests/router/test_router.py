@@ -4,6 +4,7 @@ propagation, subscriptions to subgraphs over WebSocket)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from pathlib import Path
@@ -71,6 +72,26 @@ async def test_authorization_reaches_the_subgraphs_over_http_and_websocket(
     assert [u["offset"] for u in updates] == list(range(1, len(updates) + 1))
     assert updates[-1]["terminal"] is True
     assert updates[-1]["status"] == "COMPLETED"
+
+
+async def test_a_subscription_without_a_valid_token_is_unauthenticated_at_once(
+    router: Router, settings: Settings, people: People, control: str
+) -> None:
+    """No token, a forged one, an expired one: the client gets UNAUTHENTICATED (not a masked
+    error, not after the router has retried the subgraph connection for half a minute)."""
+    async with httpx.AsyncClient(timeout=30) as http:
+        started = await http.post(f"{control}/operations", json={"steps": 1})
+    operation_id = started.json()["id"]
+    expired = settings.model_copy(update={"access_token_ttl_seconds": -600})
+    query = "subscription($id: ID!) { operationProgress(id: $id) { offset } }"
+    for token in (None, "forged", issue_token(expired, people.alice)):
+        async with asyncio.timeout(10):  # the router's retries take about 40 s
+            events = await subscribe_ws(
+                router.url.removesuffix("/graphql"), query, {"id": operation_id}, token
+            )
+        assert len(events) == 1, (token, events)
+        assert events[0].get("data") is None
+        assert [e["extensions"]["code"] for e in events[0]["errors"]] == ["UNAUTHENTICATED"]
 
 
 @pytest.mark.behaviour

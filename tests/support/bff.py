@@ -82,19 +82,18 @@ async def subscribe_ws(
     url: str,
     query: str,
     variables: dict[str, Any],
-    token: str,
+    token: str | None,
     limit: int | None = None,
     extensions: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """The ``next`` payloads of one graphql-transport-ws subscription (until complete,
     an error, or ``limit`` payloads); ``extensions``: sent with the subscription (a persisted
-    document's id)."""
+    document's id); ``token`` None: none sent."""
     received: list[dict[str, Any]] = []
     ws_url = url.replace("http://", "ws://") + "/graphql"
+    params = {} if token is None else {"Authorization": f"Bearer {token}"}
     async with websockets.connect(ws_url, subprotocols=[Subprotocol("graphql-transport-ws")]) as ws:
-        await ws.send(
-            json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}})
-        )
+        await ws.send(json.dumps({"type": "connection_init", "payload": params}))
         assert json.loads(await ws.recv())["type"] == "connection_ack"
         await ws.send(
             json.dumps(

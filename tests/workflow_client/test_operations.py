@@ -455,3 +455,21 @@ async def test_a_page_token_not_issued_here_is_refused_at_once(
     for forged in ("AAAA", "0w==", "not base64!"):
         with pytest.raises(InvalidPageToken):
             await ops.list_operations(alice, page_token=forged)
+
+
+async def test_a_just_started_operations_progress_is_answered_without_its_worker(
+    client: Client, alice: RequestContext
+) -> None:
+    """What a start answers (status and progress) never waits for the workflow's first task:
+    here no worker polls its queue at all, and the answer still comes at once."""
+    unpolled = WorkflowOperations(client, task_queues={"demo_steps": f"nobody-{label()}"})
+    operation = await unpolled.start(alice, "demo_steps", StepsInput(label=label(), steps=2))
+    try:
+        async with asyncio.timeout(3):  # a query would wait for a worker (5 s, then fail)
+            snapshot = await unpolled.progress(alice, operation.id)
+        assert snapshot.operation.status is OperationStatus.RUNNING
+        assert snapshot.report.progress.completed == 0
+        assert snapshot.report.progress.last_offset == 0
+        assert snapshot.report.events == []
+    finally:
+        await client.get_workflow_handle(operation.id).terminate()
