@@ -10,7 +10,7 @@
 import { readFileSync } from "node:fs";
 
 import { defineConfig, type GatewayConfig } from "@graphql-hive/gateway";
-import { GraphQLError, type ValidationRule } from "graphql";
+import { GraphQLError, type ExecutionResult, type ValidationRule } from "graphql";
 import { maskError } from "graphql-yoga";
 
 // Subgraph name -> GraphQL URL. Overrides the URL recorded in the supergraph (the committed
@@ -76,6 +76,27 @@ function maskUnreachable(error: unknown, message: string, isDev?: boolean): Erro
     return new GraphQLError(`${name} did not answer in time.`, { path, extensions: { code: "UNAVAILABLE" } });
   }
   return maskError(error, message, isDev);
+}
+
+function isAsyncIterable(value: unknown): value is AsyncIterable<ExecutionResult> {
+  return typeof value === "object" && value !== null && Symbol.asyncIterator in value;
+}
+
+// The subscription's one root field (whatever its alias) carries `offset` when the document
+// selects it; results without one pass as they are.
+async function* withoutRepeatedOffsets(
+  results: AsyncIterable<ExecutionResult>,
+): AsyncGenerator<ExecutionResult> {
+  let last = -Infinity;
+  for await (const result of results) {
+    const [root] = Object.values(result.data ?? {});
+    const offset = (root as { offset?: unknown } | null | undefined)?.offset;
+    if (typeof offset === "number") {
+      if (offset <= last) continue;
+      last = offset;
+    }
+    yield result;
+  }
 }
 
 const aliasLimit: ValidationRule = (context) => {
@@ -213,6 +234,18 @@ export const gatewayConfig: GatewayConfig = defineConfig({
       },
       onValidate({ addValidationRule }) {
         addValidationRule(aliasLimit);
+      },
+    },
+    {
+      // After its connection to a subgraph drops (a BFF restarting), the gateway subscribes
+      // there again with the client's original variables, so the events the client already
+      // has come a second time: each progress event is passed on once, in offset order.
+      onSubscribe() {
+        return {
+          onSubscribeResult({ result, setResult }) {
+            if (isAsyncIterable(result)) setResult(withoutRepeatedOffsets(result));
+          },
+        };
       },
     },
     {

@@ -79,18 +79,20 @@ def render(overlay: Path) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
 
+def validate(path: Path, documents: list[dict[str, Any]]) -> subprocess.CompletedProcess[str]:
+    """kubernetes-validate on ``documents`` (written to ``path``), unknown fields refused."""
+    path.write_text(yaml.safe_dump_all(documents))
+    binary = tool("kubernetes-validate", "it is a dev dependency (make install)")
+    return subprocess.run(
+        [binary, "--strict", "-k", KUBERNETES_VERSION, str(path)], capture_output=True, text=True
+    )
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS, ids=[o.name for o in OVERLAYS])
 def test_every_overlay_renders_and_is_valid_kubernetes(tmp_path: Path, overlay: Path) -> None:
     documents = render(overlay)
     # Argo CD's hook annotations are plain annotations; every kind here has a schema.
-    rendered = tmp_path / f"{overlay.name}.yaml"
-    rendered.write_text(yaml.safe_dump_all(documents))
-    validate = tool("kubernetes-validate", "it is a dev dependency (make install)")
-    result = subprocess.run(
-        [validate, "--strict", "-k", KUBERNETES_VERSION, str(rendered)],
-        capture_output=True,
-        text=True,
-    )
+    result = validate(tmp_path / f"{overlay.name}.yaml", documents)
     assert result.returncode == 0, result.stdout + result.stderr
     assert {d["metadata"].get("namespace") for d in documents if d["kind"] != "Namespace"} == {
         f"adx-{overlay.name}"
@@ -103,14 +105,7 @@ def test_an_unknown_field_is_refused_by_the_validation(tmp_path: Path) -> None:
     documents = render(OVERLAYS[0])
     deployment = next(d for d in documents if d["kind"] == "Deployment")
     deployment["spec"]["template"]["spec"]["containers"][0]["imagePullPolice"] = "Always"
-    rendered = tmp_path / "broken.yaml"
-    rendered.write_text(yaml.safe_dump_all(documents))
-    validate = tool("kubernetes-validate", "it is a dev dependency (make install)")
-    result = subprocess.run(
-        [validate, "--strict", "-k", KUBERNETES_VERSION, str(rendered)],
-        capture_output=True,
-        text=True,
-    )
+    result = validate(tmp_path / "broken.yaml", documents)
     assert result.returncode != 0
     assert "imagePullPolice" in result.stdout + result.stderr
 

@@ -91,7 +91,7 @@ async def router_process(
     variables."""
     port = free_port()
     ports = {"router": port}
-    ports.update({f"bff_{name}": _port_of(url) for name, url in subgraphs.items()})
+    ports.update({f"bff_{name}": port_of(url) for name, url in subgraphs.items()})
     log = data_dir / "router.log"
     env = {
         **os.environ,
@@ -125,7 +125,7 @@ async def router_process(
         await _stop(process)
 
 
-def _port_of(url: str) -> int:
+def port_of(url: str) -> int:
     port = urlsplit(url).port
     assert port is not None
     return port

@@ -12,11 +12,21 @@ from typing import Any
 
 import httpx
 import pytest
+import websockets
 from websockets.exceptions import ConnectionClosedError
+from websockets.typing import Subprotocol
 
 from adx.schema_command import TRUSTED_DOCUMENTS
 from adx.settings import Settings
-from tests.router.conftest import SDK_DIR, People, Router, router_process, run_node_tests
+from tests.gateway_client.tcp_proxy import TcpProxy
+from tests.router.conftest import (
+    SDK_DIR,
+    People,
+    Router,
+    port_of,
+    router_process,
+    run_node_tests,
+)
 from tests.support.bff import issue_token, subscribe_ws
 
 E2E_SOURCES = sorted((SDK_DIR / "test" / "e2e").glob("*.test.ts"))
@@ -92,6 +102,57 @@ async def test_a_subscription_without_a_valid_token_is_unauthenticated_at_once(
         assert len(events) == 1, (token, events)
         assert events[0].get("data") is None
         assert [e["extensions"]["code"] for e in events[0]["errors"]] == ["UNAUTHENTICATED"]
+
+
+@pytest.mark.behaviour
+async def test_after_an_upstream_reconnect_a_plain_client_gets_each_event_once(
+    router: Router, settings: Settings, people: People, control: str, tmp_path: Path
+) -> None:
+    """The router's connection to the workflow BFF drops mid-stream (as when the BFF
+    restarts) and the router subscribes there again with the client's original variables: a
+    plain graphql-transport-ws client, which keeps no offsets, still gets each event once and
+    in order."""
+    proxy = TcpProxy(port_of(router.subgraphs["workflow"]))
+    await proxy.start()
+    subgraphs = {**router.subgraphs, "workflow": f"http://127.0.0.1:{proxy.port}/graphql"}
+    query = "subscription($id: ID!) { operationProgress(id: $id) { offset terminal status } }"
+    offsets: list[int] = []
+    last: dict[str, Any] = {}
+    try:
+        async with (
+            router_process(subgraphs, tmp_path) as routed,
+            httpx.AsyncClient(timeout=30) as http,
+        ):
+            started = await http.post(
+                f"{control}/operations", json={"steps": 6, "delayMs": 500, "who": "alice"}
+            )
+            token = issue_token(settings, people.alice)
+            ws_url = routed.url.replace("http://", "ws://")
+            async with websockets.connect(
+                ws_url, subprotocols=[Subprotocol("graphql-transport-ws")]
+            ) as ws:
+                init = {"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}
+                await ws.send(json.dumps(init))
+                assert json.loads(await ws.recv())["type"] == "connection_ack"
+                payload = {"query": query, "variables": {"id": started.json()["id"]}}
+                await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+                async with asyncio.timeout(90):
+                    while True:
+                        message = json.loads(await ws.recv())
+                        if message["type"] == "complete":
+                            break
+                        assert message["type"] == "next", message
+                        last = message["payload"]["data"]["operationProgress"]
+                        offsets.append(last["offset"])
+                        if len(offsets) == 3:  # the upstream connection drops
+                            await proxy.cut()
+                            await proxy.restore()
+    finally:
+        await proxy.cut()
+    assert offsets == list(range(1, len(offsets) + 1)), offsets
+    assert len(offsets) > 3
+    assert last["terminal"] is True
+    assert last["status"] == "COMPLETED"
 
 
 @pytest.mark.behaviour
