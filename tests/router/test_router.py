@@ -105,6 +105,29 @@ async def test_a_subscription_without_a_valid_token_is_unauthenticated_at_once(
 
 
 @pytest.mark.behaviour
+async def test_a_subscription_runs_past_its_tokens_expiry(
+    router: Router, settings: Settings, people: People, control: str
+) -> None:
+    """The token is checked when a subscription starts (README, Frontend SDK): one started
+    with a token that expires meanwhile still gets every event to the operation's end."""
+    short_lived = settings.model_copy(update={"access_token_ttl_seconds": 2})
+    async with httpx.AsyncClient(timeout=30) as http:
+        started = await http.post(
+            f"{control}/operations", json={"steps": 4, "delayMs": 1000, "who": "alice"}
+        )
+    events = await subscribe_ws(
+        router.url.removesuffix("/graphql"),
+        "subscription($id: ID!) { operationProgress(id: $id) { offset terminal status } }",
+        {"id": started.json()["id"]},
+        issue_token(short_lived, people.alice),
+    )
+    updates = [event["data"]["operationProgress"] for event in events]
+    assert [u["offset"] for u in updates] == list(range(1, len(updates) + 1))
+    assert updates[-1]["terminal"] is True
+    assert updates[-1]["status"] == "COMPLETED"
+
+
+@pytest.mark.behaviour
 async def test_after_an_upstream_reconnect_a_plain_client_gets_each_event_once(
     router: Router, settings: Settings, people: People, control: str, tmp_path: Path
 ) -> None:
