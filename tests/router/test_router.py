@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -127,13 +128,51 @@ async def test_a_subscription_runs_past_its_tokens_expiry(
     assert updates[-1]["status"] == "COMPLETED"
 
 
+async def ws_updates(url: str, token: str, payload: dict[str, Any]) -> AsyncIterator[Any]:
+    """A plain graphql-transport-ws client's ``operationProgress`` updates, to ``complete``."""
+    async with websockets.connect(
+        url.replace("http://", "ws://"), subprotocols=[Subprotocol("graphql-transport-ws")]
+    ) as ws:
+        init = {"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}
+        await ws.send(json.dumps(init))
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+        while (message := json.loads(await ws.recv()))["type"] != "complete":
+            assert message["type"] == "next", message
+            yield message["payload"]["data"]["operationProgress"]
+
+
+async def sse_updates(url: str, token: str, payload: dict[str, Any]) -> AsyncIterator[Any]:
+    """A plain graphql-sse client's (distinct connections mode) updates, to ``complete``."""
+    headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
+    async with (
+        httpx.AsyncClient(timeout=None) as http,  # noqa: S113 (bounded by the caller)
+        http.stream("POST", url, json=payload, headers=headers) as answer,
+    ):
+        assert answer.status_code == 200, await answer.aread()
+        event = None
+        async for line in answer.aiter_lines():
+            if line.startswith("event:"):
+                event = line.removeprefix("event:").strip()
+                if event == "complete":
+                    return
+            elif line.startswith("data:") and event == "next":
+                yield json.loads(line.removeprefix("data:"))["data"]["operationProgress"]
+
+
 @pytest.mark.behaviour
+@pytest.mark.parametrize("updates", [ws_updates, sse_updates], ids=["graphql-ws", "graphql-sse"])
 async def test_after_an_upstream_reconnect_a_plain_client_gets_each_event_once(
-    router: Router, settings: Settings, people: People, control: str, tmp_path: Path
+    router: Router,
+    settings: Settings,
+    people: People,
+    control: str,
+    tmp_path: Path,
+    updates: Callable[[str, str, dict[str, Any]], AsyncIterator[Any]],
 ) -> None:
     """The router's connection to the workflow BFF drops mid-stream (as when the BFF
     restarts) and the router subscribes there again with the client's original variables: a
-    plain graphql-transport-ws client, which keeps no offsets, still gets each event once and
+    plain client of either protocol, which keeps no offsets, still gets each event once and
     in order."""
     proxy = TcpProxy(port_of(router.subgraphs["workflow"]))
     await proxy.start()
@@ -149,27 +188,14 @@ async def test_after_an_upstream_reconnect_a_plain_client_gets_each_event_once(
             started = await http.post(
                 f"{control}/operations", json={"steps": 6, "delayMs": 500, "who": "alice"}
             )
+            payload = {"query": query, "variables": {"id": started.json()["id"]}}
             token = issue_token(settings, people.alice)
-            ws_url = routed.url.replace("http://", "ws://")
-            async with websockets.connect(
-                ws_url, subprotocols=[Subprotocol("graphql-transport-ws")]
-            ) as ws:
-                init = {"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}
-                await ws.send(json.dumps(init))
-                assert json.loads(await ws.recv())["type"] == "connection_ack"
-                payload = {"query": query, "variables": {"id": started.json()["id"]}}
-                await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
-                async with asyncio.timeout(90):
-                    while True:
-                        message = json.loads(await ws.recv())
-                        if message["type"] == "complete":
-                            break
-                        assert message["type"] == "next", message
-                        last = message["payload"]["data"]["operationProgress"]
-                        offsets.append(last["offset"])
-                        if len(offsets) == 3:  # the upstream connection drops
-                            await proxy.cut()
-                            await proxy.restore()
+            async with asyncio.timeout(90):
+                async for last in updates(routed.url, token, payload):
+                    offsets.append(last["offset"])
+                    if len(offsets) == 3:  # the upstream connection drops
+                        await proxy.cut()
+                        await proxy.restore()
     finally:
         await proxy.cut()
     assert offsets == list(range(1, len(offsets) + 1)), offsets
