@@ -92,9 +92,32 @@ def configure_logging(settings: Settings) -> None:
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
+    handler.addFilter(ProbeLines())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())
+
+
+# Health and readiness probes and metric scrapes: every few seconds, from every prober.
+PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+class ProbeLines(logging.Filter):
+    """Keeps the access lines of probes (uvicorn's, and httpx's for the gateway's own upstream
+    checks) out of the logs unless the level is DEBUG: a log line every 2 s per prober buries
+    what happened."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if logging.getLogger().isEnabledFor(logging.DEBUG):
+            return True
+        args = record.args if isinstance(record.args, tuple) else ()
+        if record.name == "uvicorn.access" and len(args) >= 3:
+            path = str(args[2]).split("?", 1)[0]
+        elif record.name == "httpx" and len(args) >= 2:
+            path = getattr(args[1], "path", "")
+        else:
+            return True
+        return path not in PROBE_PATHS
 
 
 def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:

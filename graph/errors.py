@@ -88,6 +88,17 @@ def is_client_error(error: GraphQLError) -> bool:
     return isinstance(original, ClientError)
 
 
+def code_of(error: GraphQLError) -> str:
+    """The code the client sees for ``error`` (what the masking and format_client_error give
+    it), known before either has run."""
+    original = error.original_error
+    if isinstance(original, ClientError):
+        return original.code.value
+    if original is not None:
+        return ErrorCode.INTERNAL.value
+    return str((error.extensions or {}).get("code") or ErrorCode.BAD_USER_INPUT.value)
+
+
 def format_client_error(error: GraphQLError) -> GraphQLError:
     """Adds ``extensions.code`` to what a client may see."""
     original = error.original_error

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Sequence
 from typing import Any
 
+from graphql import GraphQLError
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from strawberry.extensions import SchemaExtension
 from strawberry.utils.await_maybe import await_maybe
+
+from graph.errors import code_of
 
 
 class BffMetrics:
@@ -31,13 +34,18 @@ class BffMetrics:
             "bff_errors", "GraphQL errors by code", ["bff", "code"], registry=self.registry
         )
 
+    def count_errors(self, errors: Sequence[GraphQLError]) -> None:
+        """By the code the client sees (known before the masking has given it)."""
+        for error in errors:
+            self.errors.labels(self.bff, code_of(error)).inc()
+
     def workflow_started(self, workflow_type: str) -> None:
         self.workflow_starts.labels(self.bff, workflow_type).inc()
 
 
 class MetricsExtension(SchemaExtension):
-    """Times top-level fields (nested fields would cost more than they tell) and counts
-    errors by code."""
+    """Times top-level fields (nested fields would cost more than they tell). Errors are
+    counted by the schema (graph.schema.BffSchema), which sees parse errors too."""
 
     def __init__(self, metrics: BffMetrics) -> None:
         self.metrics = metrics
@@ -52,10 +60,3 @@ class MetricsExtension(SchemaExtension):
             self.metrics.resolver_seconds.labels(self.metrics.bff, info.field_name).observe(
                 time.perf_counter() - started
             )
-
-    def on_operation(self) -> Iterator[None]:
-        yield
-        result = self.execution_context.result
-        for error in getattr(result, "errors", None) or []:
-            code = (error.extensions or {}).get("code", "INTERNAL")
-            self.metrics.errors.labels(self.metrics.bff, str(code)).inc()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -20,7 +19,7 @@ from adx.settings import Settings, get_settings
 from gateway_client import GatewayClient
 from graph.app import create_bff_app
 from graph.context import BffDependencies
-from graph.metrics import BffMetrics, MetricsExtension
+from graph.metrics import BffMetrics
 from graph.schema import build_schema
 from subscriptions.hub import ProgressHub
 from workflow_client.connect import connect
@@ -52,16 +51,13 @@ class Subgraph:
     def schema(
         self, settings: Settings, metrics: BffMetrics | None = None
     ) -> strawberry.federation.Schema:
-        extensions: list[Callable[[], MetricsExtension]] = []
-        if metrics is not None:
-            extensions.append(lambda: MetricsExtension(metrics))
         return build_schema(
             query=self.query,
             mutation=self.mutation,
             subscription=self.subscription,
             types=self.types,
             production=settings.is_production,
-            extra_extensions=extensions,
+            metrics=metrics,
         )
 
 

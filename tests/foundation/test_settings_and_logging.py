@@ -84,6 +84,33 @@ def captured_json_logs() -> io.StringIO:
     return buffer
 
 
+def test_probe_access_lines_stay_out_of_the_logs(captured_json_logs: io.StringIO) -> None:
+    """A probe every 2 s per prober buries what happened: its access lines (a server's and
+    the gateway's own upstream checks through httpx) are logged at DEBUG level only."""
+    access = logging.getLogger("uvicorn.access")
+    line = '%s - "%s %s HTTP/%s" %d'
+    access.info(line, "10.0.0.1:5", "GET", "/healthz", "1.1", 200)
+    access.info(line, "10.0.0.1:5", "GET", "/readyz?verbose=1", "1.1", 503)
+    access.info(line, "10.0.0.1:5", "POST", "/api/auth/login", "1.1", 200)
+    outgoing = 'HTTP Request: %s %s "%s %d %s"'
+    httpx_log = logging.getLogger("httpx")
+    httpx_log.info(outgoing, "GET", httpx.URL("http://auth:8081/healthz"), "HTTP/1.1", 200, "OK")
+    httpx_log.info(outgoing, "POST", httpx.URL("http://auth:8081/api/x"), "HTTP/1.1", 200, "OK")
+    lines = [json.loads(line)["event"] for line in captured_json_logs.getvalue().splitlines()]
+    assert lines == [
+        '10.0.0.1:5 - "POST /api/auth/login HTTP/1.1" 200',
+        'HTTP Request: POST http://auth:8081/api/x "HTTP/1.1 200 OK"',
+    ]
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.DEBUG)
+    try:
+        access.info(line, "10.0.0.1:5", "GET", "/healthz", "1.1", 200)
+    finally:
+        root.setLevel(level)
+    assert "/healthz" in captured_json_logs.getvalue()
+
+
 def test_redaction_removes_secrets_from_every_log_event(captured_json_logs: io.StringIO) -> None:
     jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLXZhbHVl"
     log = get_logger("test")

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 import strawberry
+import structlog
 import websockets
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -26,7 +29,7 @@ from gateway_client import GatewayClient
 from graph.app import create_bff_app
 from graph.context import BffDependencies, GraphContext
 from graph.errors import ClientError, ErrorCode
-from graph.metrics import BffMetrics, MetricsExtension
+from graph.metrics import BffMetrics
 from graph.permissions import IsAuthenticated
 from graph.schema import VALIDATION_CACHE_SIZE, build_schema
 from subscriptions.hub import ProgressHub
@@ -140,9 +143,7 @@ async def bff(
         hub=ProgressHub(operations),
         http=http,
     )
-    schema = build_schema(
-        query=Query, subscription=Subscription, extra_extensions=[lambda: MetricsExtension(metrics)]
-    )
+    schema = build_schema(query=Query, subscription=Subscription, metrics=metrics)
     async with serve_app(create_bff_app(deps, schema)) as url:
         yield url, metrics
     await gateway.aclose()
@@ -297,3 +298,39 @@ async def test_production_schema_refuses_introspection() -> None:
     assert result.errors
     dev = await build_schema(query=Query).execute("{ __schema { queryType { name } } }")
     assert dev.data == {"__schema": {"queryType": {"name": "Query"}}}
+
+
+async def test_only_unexpected_errors_are_logged_at_error_level(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A client's syntax error, an unknown field or a refusal is its own mistake (an info
+    line); an unexpected failure is ours (one error line, with its traceback)."""
+    schema = build_schema(query=Query)
+    with caplog.at_level(logging.INFO), structlog.testing.capture_logs() as events:
+        for document in ("{ public ", "{ nope }", "{ refused }", "{ broken }"):
+            assert (await schema.execute(document)).errors
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    errors = [event for event in events if event["log_level"] == "error"]
+    assert [event["event"] for event in errors] == ["graphql.internal_error"]
+    assert "hunter2" in str(errors[0]["exc_info"])  # the broken resolver's own exception
+    client = [event["code"] for event in events if event["event"] == "graphql.client_error"]
+    assert client == ["BAD_USER_INPUT", "BAD_USER_INPUT", "CONFLICT"]
+
+
+async def test_errors_are_counted_by_the_code_the_client_sees(
+    bff: tuple[str, BffMetrics],
+) -> None:
+    """A parse error and a validation error count as BAD_USER_INPUT, the first time a
+    document is seen as much as after (validation is cached)."""
+    url, metrics = bff
+
+    def count(code: str) -> float:
+        labels = {"bff": "kit", "code": code}
+        return metrics.registry.get_sample_value("bff_errors_total", labels) or 0.0
+
+    bad, internal = count("BAD_USER_INPUT"), count("INTERNAL")
+    unseen = f"{{ nope_{uuid.uuid4().hex} }}"
+    for document in ("{ public ", unseen, unseen):
+        assert (await gql(url, document))["errors"]
+    assert count("BAD_USER_INPUT") == bad + 3
+    assert count("INTERNAL") == internal
