@@ -274,6 +274,9 @@ export const gatewayConfig: GatewayConfig = defineConfig({
   csrfPrevention: { requestHeaders: [CSRF_HEADER] },
   maskedErrors: { maskError: maskUnreachable },
   graphqlEndpoint: "/graphql",
+  // Prometheus metrics (requests, phases, errors, subgraph calls and their durations) for
+  // scraping, as every other ADX process serves them.
+  prometheus: { endpoint: "/metrics" },
   // Same probes as every other ADX process.
   healthCheckEndpoint: "/healthz",
   readinessCheckEndpoint: "/readyz",

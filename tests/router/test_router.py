@@ -287,3 +287,27 @@ async def test_with_trusted_documents_only_the_sdks_documents_run(
             )
         assert closed.value.rcvd is not None
         assert closed.value.rcvd.reason == "PersistedQueryOnly"
+
+
+async def test_the_router_serves_prometheus_metrics(
+    router: Router, settings: Settings, people: People, control: str
+) -> None:
+    """Requests and the subgraph calls they caused, on /metrics, as every ADX process."""
+    async with httpx.AsyncClient(timeout=30) as http:
+        started = (await http.post(f"{control}/operations", json={"steps": 1})).json()["id"]
+        query = {
+            "query": "query($id: ID!) { operation(id: $id) { id } }",
+            "variables": {"id": started},
+        }
+        headers = {"Authorization": f"Bearer {issue_token(settings, people.alice)}"}
+        assert (await http.post(router.url, json=query, headers=headers)).status_code == 200
+        metrics = await http.get(router.url.removesuffix("/graphql") + "/metrics")
+    assert metrics.status_code == 200
+    assert metrics.headers["content-type"].startswith("text/plain")
+    subgraph_calls = [
+        line
+        for line in metrics.text.splitlines()
+        if line.startswith("graphql_gateway_subgraph_execute_duration_count")
+        and 'subgraphName="workflow"' in line
+    ]
+    assert subgraph_calls, metrics.text[:2000]
