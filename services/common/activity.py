@@ -7,12 +7,9 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar
 
-from sqlalchemy.exc import OperationalError
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
-from contracts.errors import ErrorKind
-from services.common.errors import ServiceError
+from services.common.errors import UNREACHABLE_STORE_ERRORS, ServiceError, unreachable_store
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -21,8 +18,8 @@ R = TypeVar("R")
 def service_activity(
     name: str,
 ) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
-    """``@activity.defn(name=...)`` that maps ServiceError to ApplicationError and database
-    connectivity errors to a retryable DatabaseError."""
+    """``@activity.defn(name=...)`` that maps ServiceError to ApplicationError and an
+    unreachable database or Redis to the taxonomy's retryable kind."""
 
     def decorate(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
         @functools.wraps(fn)
@@ -31,11 +28,9 @@ def service_activity(
                 return await fn(*args, **kwargs)
             except ServiceError as error:
                 raise error.to_application_error() from None
-            except OperationalError as error:
+            except UNREACHABLE_STORE_ERRORS as error:
                 # Connection lost, database locked or down: worth retrying with backoff.
-                raise ApplicationError(
-                    "the database is unavailable", type=ErrorKind.DATABASE.value
-                ) from error
+                raise unreachable_store(error).to_application_error() from error
 
         return activity.defn(name=name)(wrapper)
 

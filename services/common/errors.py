@@ -7,6 +7,9 @@ from contextlib import contextmanager
 from typing import Any
 
 import structlog
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import OperationalError
 from temporalio.exceptions import ApplicationError
 
 from contracts.context import RequestContext, current_context
@@ -41,6 +44,23 @@ class ServiceError(Exception):
         return ApplicationError(
             self.message, *details, type=self.kind.value, non_retryable=not self.kind.retryable
         )
+
+
+# A store that cannot be reached (down, refusing, too slow, locked): the operation may work
+# when asked again, so it is the taxonomy's retryable kind, never an internal error.
+UNREACHABLE_STORE_ERRORS: tuple[type[Exception], ...] = (
+    OperationalError,
+    RedisConnectionError,
+    RedisTimeoutError,
+)
+
+
+def unreachable_store(error: Exception) -> ServiceError:
+    """One of :data:`UNREACHABLE_STORE_ERRORS` as what the caller is told (HTTP 503 with a
+    Retry-After, a retried activity)."""
+    if isinstance(error, OperationalError):
+        return ServiceError(ErrorKind.DATABASE, "the database is unavailable")
+    return ServiceError(ErrorKind.NETWORK, "the session store is unavailable")
 
 
 class NotFound(ServiceError):

@@ -22,7 +22,7 @@ from adx.problems import http_exception_problem, problem, problem_for, validatio
 from adx.readiness import ReadinessCheck, readiness_endpoint
 from contracts.context import RequestContext
 from contracts.errors import ErrorKind
-from services.common.errors import ServiceError
+from services.common.errors import UNREACHABLE_STORE_ERRORS, ServiceError, unreachable_store
 from services.common.openapi import openapi_document
 
 log = structlog.stdlib.get_logger(__name__)
@@ -30,6 +30,8 @@ M = TypeVar("M", bound=BaseModel)
 
 MAX_JSON_BODY = 1024 * 1024
 MAX_IDEMPOTENCY_KEY = 200
+# What a client is told to wait before asking again when a store is unreachable.
+RETRY_AFTER_SECONDS = 1
 
 
 async def parse_body(request: Request, model: type[M]) -> M:
@@ -104,6 +106,16 @@ def create_service_app(
         return problem(413, "Content too large", str(error), request=request)
 
     async def on_unexpected(request: Request, error: Exception) -> Response:
+        if isinstance(error, UNREACHABLE_STORE_ERRORS):
+            unavailable = unreachable_store(error)
+            # The type only: a database error carries its statement and parameters.
+            log.warning(
+                "request.store_unavailable", path=request.url.path, error=type(error).__name__
+            )
+            headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+            return problem_for(
+                unavailable.kind, unavailable.message, request=request, headers=headers
+            )
         log.exception("request.failed", path=request.url.path)
         return problem_for(ErrorKind.INTERNAL, "internal error", request=request)
 
