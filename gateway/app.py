@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 
 import httpx
 import uvicorn
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -21,11 +20,12 @@ from adx.jwks import JwksVerifier
 from adx.logging import CorrelationIdMiddleware, configure_logging, get_logger
 from adx.problems import http_exception_problem, problem_for
 from adx.readiness import readiness_endpoint
+from adx.request_metrics import RequestMetricsMiddleware
 from adx.settings import Settings, get_settings
 from contracts.errors import ErrorKind
 from gateway import workflows
 from gateway.guard import GatewayGuard
-from gateway.metrics import GatewayMetrics, MetricsMiddleware
+from gateway.metrics import GatewayMetrics
 from gateway.openapi import build_openapi
 from gateway.proxy import proxy
 from gateway.ratelimit import RateLimits
@@ -72,9 +72,6 @@ def create_gateway_app(settings: Settings, *, client: Client | None = None) -> S
 
     readyz = readiness_endpoint({"temporal": temporal_ready}, {})
 
-    async def metrics_endpoint(_request: Request) -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
     async def openapi_endpoint(_request: Request) -> Response:
         return JSONResponse(merge(openapi, await service_documents.current()))
 
@@ -87,7 +84,7 @@ def create_gateway_app(settings: Settings, *, client: Client | None = None) -> S
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
-            Route("/metrics", metrics_endpoint, methods=["GET"]),
+            Route("/metrics", metrics.endpoint(), methods=["GET"]),
             Route("/openapi.json", openapi_endpoint, methods=["GET"]),
             Route("/api/workflows", workflows.list_operations, methods=["GET"]),
             Route("/api/workflows/{id}/status", workflows.status, methods=["GET"]),
@@ -100,7 +97,7 @@ def create_gateway_app(settings: Settings, *, client: Client | None = None) -> S
         ],
         middleware=[
             Middleware(CorrelationIdMiddleware),
-            Middleware(MetricsMiddleware, metrics=metrics),
+            Middleware(RequestMetricsMiddleware, metrics=metrics),
             Middleware(
                 GatewayGuard, verifier=verifier, limits=RateLimits(settings), metrics=metrics
             ),

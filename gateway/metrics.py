@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-import time
+from prometheus_client import Counter, Gauge
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from adx.request_metrics import RequestMetrics
 
 BREAKER_STATES = {"closed": 0, "half-opened": 1, "opened": 2}
 
 
-class GatewayMetrics:
+class GatewayMetrics(RequestMetrics):
     def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "gateway_requests",
-            "Requests by route and status",
-            ["route", "method", "status"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "gateway_request_seconds",
-            "Request latency by route",
-            ["route"],
-            registry=self.registry,
-        )
+        super().__init__("gateway")
         self.upstream_errors = Counter(
             "gateway_upstream_errors",
             "Failed upstream calls",
@@ -46,30 +33,3 @@ class GatewayMetrics:
 
     def breaker_changed(self, breaker: str, state: str) -> None:
         self.breaker_state.labels(breaker).set(BREAKER_STATES.get(state, -1))
-
-
-class MetricsMiddleware:
-    def __init__(self, app: ASGIApp, metrics: GatewayMetrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def record_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, record_status)
-        finally:
-            # The route template, not the raw path: ids must not explode the label set.
-            route = getattr(scope.get("route"), "path", "unmatched")
-            self.metrics.requests.labels(route, scope["method"], str(status)).inc()
-            self.metrics.latency.labels(route).observe(time.perf_counter() - started)

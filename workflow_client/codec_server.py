@@ -35,6 +35,7 @@ from temporalio.api.common.v1 import Payloads
 from adx.bodies import BodyTooLarge, read_limited
 from adx.logging import configure_logging, get_logger
 from adx.problems import problem
+from adx.request_metrics import RequestMetrics, RequestMetricsMiddleware
 from adx.settings import Settings, get_settings
 from workflow_client.codec import EncryptionCodec, KeyRing, KeyRingError, PayloadDecryptionError
 
@@ -165,15 +166,18 @@ def create_codec_app(settings: Settings, keyring: KeyRing) -> Starlette:
         assert isinstance(exc, HTTPException)
         return problem(exc.status_code, _title(exc.status_code), exc.detail, headers=exc.headers)
 
+    metrics = RequestMetrics("codec")
     return Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/metrics", metrics.endpoint(), methods=["GET"]),
             Route("/encode", encode, methods=["POST"]),
             Route("/decode", decode, methods=["POST"]),
             Route("/{namespace}/encode", encode, methods=["POST"]),
             Route("/{namespace}/decode", decode, methods=["POST"]),
         ],
         middleware=[
+            Middleware(RequestMetricsMiddleware, metrics=metrics),
             Middleware(
                 CORSMiddleware,
                 allow_origins=origins,
@@ -182,7 +186,7 @@ def create_codec_app(settings: Settings, keyring: KeyRing) -> Starlette:
                 allow_credentials=True,
                 # Lets a UI served from a public address reach a codec server on loopback.
                 allow_private_network=True,
-            )
+            ),
         ],
         exception_handlers={HTTPException: http_error},
     )

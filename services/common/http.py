@@ -20,6 +20,7 @@ from adx.identity import InvalidToken, TokenType, TokenVerifier, bearer_token
 from adx.logging import CorrelationIdMiddleware
 from adx.problems import http_exception_problem, problem, problem_for, validation_problem
 from adx.readiness import ReadinessCheck, readiness_endpoint
+from adx.request_metrics import RequestMetrics, RequestMetricsMiddleware
 from contracts.context import RequestContext
 from contracts.errors import ErrorKind
 from services.common.errors import UNREACHABLE_STORE_ERRORS, ServiceError, unreachable_store
@@ -124,14 +125,19 @@ def create_service_app(
     async def openapi(_request: Request) -> Response:
         return JSONResponse(document)
 
+    metrics = RequestMetrics("service")
     app = Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics.endpoint(), methods=["GET"]),
             Route("/openapi.json", openapi, methods=["GET"]),
             *routes,
         ],
-        middleware=[Middleware(CorrelationIdMiddleware)],
+        middleware=[
+            Middleware(CorrelationIdMiddleware),
+            Middleware(RequestMetricsMiddleware, metrics=metrics),
+        ],
         exception_handlers={
             ServiceError: on_service_error,
             ValidationError: on_validation_error,

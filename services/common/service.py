@@ -27,6 +27,7 @@ from temporalio.worker import Worker
 from adx.components import Components
 from adx.identity import TokenVerifier
 from adx.readiness import ReadinessCheck, readiness_endpoint
+from adx.request_metrics import RequestMetrics
 from adx.settings import Settings
 from contracts.names import TaskQueue
 from services.common.db import Database
@@ -177,8 +178,9 @@ class _HealthServer(uvicorn.Server):
 async def worker_health(
     definition: ServiceDefinition, runtime: ServiceRuntime, worker: Worker, stopping: asyncio.Event
 ) -> AsyncIterator[None]:
-    """``/healthz`` and ``/readyz`` of worker mode on ``worker_health_port`` (containers'
-    probes), for the whole life of the worker, its drain included; nothing when unset."""
+    """``/healthz``, ``/readyz`` and ``/metrics`` of worker mode on ``worker_health_port``
+    (containers' probes), for the whole life of the worker, its drain included; nothing when
+    unset."""
     port = runtime.settings.worker_health_port
     if port is None:
         yield
@@ -194,10 +196,12 @@ async def worker_health(
             raise RuntimeError("the worker is not polling")
 
     checks = {**readiness_checks(runtime), "worker": polling}
+    metrics = RequestMetrics("worker")
     app = Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readiness_endpoint(checks, {"service": name}), methods=["GET"]),
+            Route("/metrics", metrics.endpoint(), methods=["GET"]),
         ]
     )
     config = uvicorn.Config(

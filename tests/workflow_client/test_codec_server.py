@@ -298,6 +298,14 @@ async def test_production_serves_without_a_token_only_when_told_it_is_anonymous(
     assert parse_payloads(response.json()) == plain_payloads()
 
 
+async def test_the_codec_server_serves_its_request_metrics(http: httpx.AsyncClient) -> None:
+    assert (
+        await http.post("/decode", json={}, headers={"Authorization": f"Bearer {TOKEN}"})
+    ).status_code == 200
+    metrics = (await http.get("/metrics")).text.splitlines()
+    assert 'codec_requests_total{method="POST",route="/decode",status="200"} 1.0' in metrics
+
+
 # CORS ---------------------------------------------------------------------------------------
 
 

@@ -210,6 +210,8 @@ async def test_a_worker_told_to_stop_finishes_its_activities_first(
                 while await store.count(bulk_items) == 0:  # items are running
                     await asyncio.sleep(0.05)
             assert (await probe.get("/readyz")).status_code == 200
+            metrics = await probe.get("/metrics")
+            assert "process_resident_memory_bytes " in metrics.text
             process.send_signal(signal.SIGTERM)
             async with asyncio.timeout(5):
                 while (await probe.get("/readyz")).status_code == 200:
