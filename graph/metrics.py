@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from graphql import GraphQLError
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
 from strawberry.extensions import SchemaExtension
 from strawberry.utils.await_maybe import await_maybe
 
@@ -16,7 +16,10 @@ from graph.errors import code_of
 
 class BffMetrics:
     def __init__(self, bff: str, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry or CollectorRegistry()
+        if registry is None:  # a registry of its own: the process's resources too
+            registry = CollectorRegistry()
+            ProcessCollector(registry=registry)
+        self.registry = registry
         self.bff = bff
         self.resolver_seconds = Histogram(
             "bff_resolver_seconds",

@@ -288,6 +288,7 @@ async def test_health_metrics_and_graphiql_in_dev(bff: tuple[str, BffMetrics]) -
         ide = await client.get(f"{url}/graphql", headers={"Accept": "text/html"})
     assert 'bff_resolver_seconds_count{bff="kit",field="public"}' in metrics
     assert 'bff_errors_total{bff="kit",code="INTERNAL"}' in metrics
+    assert "process_resident_memory_bytes " in metrics
     assert ide.status_code == 200
     assert "graphiql" in ide.text.lower()
 
