@@ -153,7 +153,31 @@ def build_registry(settings: Settings) -> Registry:
     else:
         not_started["router"] = "router/node_modules is missing: run `make router-deps`"
 
+    if settings.temporal_metrics_bind is not None:
+        processes, row = own_sdk_metrics_ports(processes, settings.temporal_metrics_bind)
+        extra_rows.append(row)
     return Registry(tuple(processes), not_started, tuple(extra_rows))
+
+
+# The processes that do not connect to Temporal (no SDK runtime, so no SDK metrics).
+_WITHOUT_SDK = frozenset({"temporal", "router", "codec_server"})
+
+
+def own_sdk_metrics_ports(
+    processes: Sequence[ProcessSpec], bind: str
+) -> tuple[list[ProcessSpec], TableRow]:
+    """The Temporal SDK's metrics of each process that connects to Temporal on a port of its
+    own, from ``bind``'s onwards: one address for all let only the first process start."""
+    host, _, first = bind.rpartition(":")
+    port = int(first)
+    given: list[ProcessSpec] = []
+    for spec in processes:
+        if spec.name not in _WITHOUT_SDK:
+            spec = replace(spec, env={**spec.env, "ADX_TEMPORAL_METRICS_BIND": f"{host}:{port}"})
+            port += 1
+        given.append(spec)
+    row = TableRow("Temporal SDK metrics", f"http://{host}:{first}-{port - 1}/metrics")
+    return given, row
 
 
 def _split_names(values: Iterable[str]) -> list[str]:

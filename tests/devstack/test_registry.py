@@ -165,3 +165,23 @@ def test_list_shows_ports_with_their_settings_and_commands(dev_settings: Setting
     assert "server start-dev" in text
     assert "-m adx codec-server" in text
     assert str(dev_settings.data_dir) in text
+
+
+def test_each_process_gets_its_own_sdk_metrics_port(dev_settings: Settings) -> None:
+    """With ADX_TEMPORAL_METRICS_BIND set, one address for every process let only the first
+    one start (the others: "Address already in use")."""
+    configured = dev_settings.model_copy(update={"temporal_metrics_bind": "127.0.0.1:19464"})
+    registry = build_registry(configured)
+    binds = {
+        spec.name: spec.env["ADX_TEMPORAL_METRICS_BIND"]
+        for spec in registry.processes
+        if "ADX_TEMPORAL_METRICS_BIND" in spec.env
+    }
+    connecting = [s.name for s in registry.processes if s.name not in ("temporal", "router")]
+    assert set(binds) == set(connecting) - {"codec_server"}
+    assert len(set(binds.values())) == len(binds)
+    assert sorted(binds.values()) == [f"127.0.0.1:{19464 + i}" for i in range(len(binds))]
+    rows = {row.label: row.value for row in registry.extra_rows}
+    assert (
+        rows["Temporal SDK metrics"] == f"http://127.0.0.1:19464-{19464 + len(binds) - 1}/metrics"
+    )
