@@ -180,12 +180,17 @@ def bearer_token(authorization: str | None) -> str | None:
     return token.strip() or None if scheme.lower() == "bearer" else None
 
 
-def _new_dev_key() -> dict[str, Any]:
+def new_signing_key() -> str:
+    """A new RS256 private key, as the PEM that ``jwt_private_keys`` holds."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
+    return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     ).decode()
+
+
+def _new_dev_key() -> dict[str, Any]:
+    pem = new_signing_key()
     kid = f"dev-{uuid.uuid4().hex[:8]}"
     return {"version": 1, "active_kid": kid, "keys": {kid: pem}}

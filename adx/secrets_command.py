@@ -14,9 +14,7 @@ import json
 import secrets
 from datetime import UTC, datetime
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-
+from adx.identity import new_signing_key
 from workflow_client.codec import generate_key
 
 HELP = "print a new set of production secrets as .env lines (nothing is stored)"
@@ -31,19 +29,10 @@ def generate() -> dict[str, str]:
     stamp = datetime.now(UTC).strftime("%Y%m%d")
     payload_key = f"payload-{stamp}"
     signing_key = f"jwt-{stamp}"
-    pem = (
-        rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        .private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        .decode()
-    )
     return {
         "ADX_ENCRYPTION_KEYS": _one_line({payload_key: base64.b64encode(generate_key()).decode()}),
         "ADX_ENCRYPTION_ACTIVE_KEY_ID": payload_key,
-        "ADX_JWT_PRIVATE_KEYS": _one_line({signing_key: pem}),
+        "ADX_JWT_PRIVATE_KEYS": _one_line({signing_key: new_signing_key()}),
         "ADX_JWT_ACTIVE_KID": signing_key,
         "ADX_CODEC_SERVER_TOKEN": secrets.token_urlsafe(32),
         "POSTGRES_PASSWORD": secrets.token_urlsafe(24),

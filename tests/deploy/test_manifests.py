@@ -5,6 +5,7 @@ processes with the same commands, ports and settings names."""
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import subprocess
@@ -35,6 +36,7 @@ def tool(name: str, hint: str) -> str:
     return found
 
 
+@functools.cache
 def compose_env() -> dict[str, str]:
     """The variables of a .env as `adx secrets` writes it."""
     secrets = subprocess.run(
